@@ -1,0 +1,38 @@
+# Two commands for users: `make demo` (the main job) and `make test` (lint, types, tests).
+# Both create .venv/ and install into it when missing; `make setup` does only that.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rsvlm-installed
+SHARED ?= ../shared/data
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup test lint demo bench clean
+
+setup: $(STAMP)
+
+# pip takes torch==2.14.1 / torchvision==0.29.1 from this machine's local wheel store (uv/poetry would not).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+demo: setup
+	SHARED=$(SHARED) RSVLM=$(BIN)/rsvlm PY=$(BIN)/python bash scripts/demo.sh
+
+bench: setup
+	$(BIN)/python benchmarks/cli_startup.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make demo`: what rsvlm can do today, on real data. It inspects every real dataset in ../shared/data
+# (scene classification, captions, VQA, boxes, multispectral rasters). Without ../shared it says so and
+# inspects the seeded fixtures that the tests use instead.
+set -euo pipefail
+SHARED=${SHARED:-../shared/data}
+RSVLM=${RSVLM:-rsvlm}
+PY=${PY:-python}
+
+run() { echo; echo "\$ rsvlm $*"; "$RSVLM" "$@"; }
+
+if [ -f "$SHARED/README.md" ]; then
+  run data formats
+  run data info "$SHARED/aid"
+  run data info "$SHARED/rsicd" --images "$SHARED/aid"
+  run data info "$SHARED/rsvqa/lr"
+  run data info "$SHARED/rsvqa/hr"
+  run data info "$SHARED/neon_trees"
+  run data info "$SHARED/landsat7/L7_ETMs.tif"
+  run data info "$SHARED/neon_trees/OSBS_029.tif"
+else
+  echo "No real data at $SHARED: showing the seeded test fixtures instead (see README, 'Data')."
+  out=$(mktemp -d)
+  "$PY" tests/fixtures/make_fixtures.py "$out" >/dev/null
+  run data formats
+  run data info "$out/scene_folder"
+  run data info "$out/rsicd" --images "$out/rsicd_images"
+  run data info "$out/rsvqa"
+  run data info "$out/voc"
+  run data info "$out/rasters/s2_4band.tif"
+fi

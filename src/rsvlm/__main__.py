@@ -1,0 +1,5 @@
+"""``python -m rsvlm`` is the ``rsvlm`` command."""
+
+from rsvlm.cli.main import main
+
+main()

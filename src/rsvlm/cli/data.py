@@ -1,0 +1,83 @@
+"""``rsvlm data …``: look inside datasets and rasters before using them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="Inspect datasets and raster files.", no_args_is_help=True)
+
+
+@app.command("formats")
+def formats() -> None:
+    """List the dataset formats rsvlm reads."""
+    from rsvlm.data.registry import FORMATS, format_class
+
+    for name in FORMATS:
+        typer.echo(f"{name:14s} {format_class(name).description}")
+
+
+@app.command("info")
+def info(
+    path: Annotated[
+        Path, typer.Argument(help="Dataset folder or annotation file, or one raster/image file.")
+    ],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="Dataset format (see `rsvlm data formats`); detected when omitted."
+        ),
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Folder holding the images, when they are not beside the annotations.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Decode every image fully to find truncated files (slower).")
+    ] = False,
+    no_images: Annotated[
+        bool, typer.Option("--no-images", help="Skip reading image headers (faster; no sizes).")
+    ] = False,
+) -> None:
+    """Counts per split, class and question type, image sizes and bands, and unmatched items."""
+    from rsvlm.data.raster import is_image_file
+
+    if path.is_file() and is_image_file(path) and format is None:
+        from rsvlm.data.info import raster_summary
+        from rsvlm.data.raster import inspect_raster, verify_raster
+
+        if verify:
+            verify_raster(path)
+        _emit(raster_summary(inspect_raster(path)), as_json)
+        return
+
+    from rsvlm.data.info import dataset_summary
+    from rsvlm.data.registry import open_dataset
+
+    dataset = open_dataset(path, format=format, images=images, split=split)
+    if as_json or no_images:
+        summary = dataset_summary(dataset, inspect_images=not no_images, verify=verify)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("reading image headers", total=None)
+            summary = dataset_summary(
+                dataset,
+                verify=verify,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    _emit(summary, as_json)
+
+
+def _emit(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rsvlm.cli.render import render_summary
+
+    render_summary(summary)

@@ -1,0 +1,100 @@
+"""Rich tables for summaries printed to a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+_HEADERS = {"unmatched_items": "unpaired", "unmatched_annotations": "unpaired annotations"}
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        numeric = bool(rows) and all(isinstance(r[i], int | float) for r in rows)
+        table.add_column(_HEADERS.get(c, c), justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def render_summary(summary: dict[str, Any]) -> None:
+    console = Console()
+    if summary["format"] == "raster":
+        rows = [[k, v] for k, v in summary.items() if k not in ("format",)]
+        console.print(_table(f"raster {summary['path']}", ["field", "value"], rows))
+        return
+    console.print(
+        f"[bold]{summary['path']}[/bold]  format [cyan]{summary['format']}[/cyan]  "
+        f"{summary['samples']:,} samples, {summary['images']:,} images"
+    )
+    keys = sorted({k for counts in summary["splits"].values() for k in counts})
+    order = [
+        "images",
+        "samples",
+        "captions",
+        "questions",
+        "boxes",
+        "turns",
+        "unmatched_items",
+        "unmatched_annotations",
+    ]
+    keys = [k for k in order if k in keys]
+    console.print(
+        _table(
+            "splits",
+            ["split", *keys],
+            [[n, *(c.get(k, 0) for k in keys)] for n, c in summary["splits"].items()],
+        )
+    )
+    if summary["classes"]:
+        names = summary["class_names"]
+        console.print(
+            _table(
+                "classes",
+                ["class", "readable name", "samples"],
+                [[c, names.get(c, c), n] for c, n in summary["classes"].items()],
+            )
+        )
+    if summary["question_types"]:
+        console.print(
+            _table(
+                "question types",
+                ["type", "questions"],
+                [list(kv) for kv in summary["question_types"].items()],
+            )
+        )
+    if summary["box_labels"]:
+        console.print(
+            _table("box labels", ["label", "boxes"], [list(kv) for kv in summary["box_labels"].items()])
+        )
+    if summary["image_sizes"]:
+        console.print(
+            _table(
+                "image sizes",
+                ["width x height", "bands", "dtype", "images"],
+                [
+                    [f"{s['width']}x{s['height']}", s["bands"], s["dtype"], s["count"]]
+                    for s in summary["image_sizes"][:10]
+                ],
+            )
+        )
+        if len(summary["image_sizes"]) > 10:
+            console.print(f"… and {len(summary['image_sizes']) - 10} more sizes (see --json)")
+    if summary["unmatched"]:
+        console.print(
+            _table(
+                "not paired (reported, not dropped silently)",
+                ["split", "reason", "items", "annotations", "examples"],
+                [
+                    [u["split"], u["reason"], u["items"], u["annotations"], ", ".join(u["examples"])]
+                    for u in summary["unmatched"]
+                ],
+            )
+        )
+    for u in summary["unreadable"]:
+        console.print(f"[red]unreadable[/red] {u['path']}: {u['error']}")
+    for note in summary["notes"]:
+        console.print(f"[yellow]note[/yellow] {note}")
