@@ -12,9 +12,7 @@ from tests.fixtures.make_fixtures import build
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-SHARED_DATA = Path(
-    os.environ.get("RSVLM_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
-)
+SHARED_DATA = Path(os.environ.get("RSVLM_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +25,5 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shared_data() -> Path:
     """The real data folder; tests that need it skip with a clear message when it is absent."""
     if not (SHARED_DATA / "README.md").is_file():
-        pytest.skip(
-            f"real data not found at {SHARED_DATA.resolve()} (set RSVLM_SHARED_DATA to run these tests)"
-        )
+        pytest.skip(f"real data not found at {SHARED_DATA.resolve()} (set RSVLM_SHARED_DATA to run these tests)")
     return SHARED_DATA.resolve()

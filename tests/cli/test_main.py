@@ -12,9 +12,7 @@ import pytest
 
 
 def rsvlm(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rsvlm", *map(str, args)], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "rsvlm", *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 def info_json(*args: str | Path) -> dict[str, Any]:
@@ -67,9 +65,7 @@ def test_formats_listed() -> None:
         ("scene_folder", ("--format", "nope"), "unknown dataset format 'nope'"),
     ],
 )
-def test_bad_input_gives_one_line_error(
-    fixtures: Path, path: str, args: tuple[str, ...], fragment: str
-) -> None:
+def test_bad_input_gives_one_line_error(fixtures: Path, path: str, args: tuple[str, ...], fragment: str) -> None:
     result = rsvlm("data", "info", fixtures / path, *args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -81,9 +77,7 @@ def test_usage_error_is_not_a_traceback() -> None:
     result = rsvlm("data", "info", "--no-such-flag")
     assert result.returncode == 2 and "Traceback" not in result.stderr and "No such option" in result.stderr
     missing = rsvlm("data", "info")
-    assert (
-        missing.returncode == 2 and "Traceback" not in missing.stderr and "Missing argument" in missing.stderr
-    )
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "Missing argument" in missing.stderr
 
 
 def test_table_output_on_fixture(fixtures: Path) -> None:
@@ -102,9 +96,7 @@ def test_raster_info_json(fixtures: Path) -> None:
 def test_aid_acceptance(shared_data: Path) -> None:
     info = info_json(shared_data / "aid")
     assert (info["format"], info["images"], len(info["classes"])) == ("scene-folder", 10_000, 30)
-    assert info["image_sizes"] == [
-        {"width": 150, "height": 150, "bands": 3, "dtype": "uint8", "count": 10_000}
-    ]
+    assert info["image_sizes"] == [{"width": 150, "height": 150, "bands": 3, "dtype": "uint8", "count": 10_000}]
 
 
 def test_rsicd_acceptance(shared_data: Path) -> None:

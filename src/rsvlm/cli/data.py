@@ -22,14 +22,10 @@ def formats() -> None:
 
 @app.command("info")
 def info(
-    path: Annotated[
-        Path, typer.Argument(help="Dataset folder or annotation file, or one raster/image file.")
-    ],
+    path: Annotated[Path, typer.Argument(help="Dataset folder or annotation file, or one raster/image file.")],
     format: Annotated[
         str | None,
-        typer.Option(
-            "--format", "-f", help="Dataset format (see `rsvlm data formats`); detected when omitted."
-        ),
+        typer.Option("--format", "-f", help="Dataset format (see `rsvlm data formats`); detected when omitted."),
     ] = None,
     images: Annotated[
         Path | None, typer.Option(help="Folder holding the images, when they are not beside the annotations.")

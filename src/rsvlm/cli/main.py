@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rsvlm import __version__
-from rsvlm.cli import data
+from rsvlm.cli import classify, data, eval, models
 from rsvlm.errors import RsvlmError
 
 app = typer.Typer(
@@ -19,6 +19,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(eval.app, name="eval")
+app.command("models")(models.models)
+app.command("classify")(classify.classify)
 
 
 def _version(value: bool) -> None:

@@ -67,9 +67,7 @@ def render_summary(summary: dict[str, Any]) -> None:
             )
         )
     if summary["box_labels"]:
-        console.print(
-            _table("box labels", ["label", "boxes"], [list(kv) for kv in summary["box_labels"].items()])
-        )
+        console.print(_table("box labels", ["label", "boxes"], [list(kv) for kv in summary["box_labels"].items()]))
     if summary["image_sizes"]:
         console.print(
             _table(
@@ -98,3 +96,44 @@ def render_summary(summary: dict[str, Any]) -> None:
         console.print(f"[red]unreadable[/red] {u['path']}: {u['error']}")
     for note in summary["notes"]:
         console.print(f"[yellow]note[/yellow] {note}")
+
+
+def render_result(result: dict[str, Any]) -> None:
+    """Headline metrics of an evaluation; the full object is available with --json."""
+    console = Console()
+    headline = [
+        "top1",
+        "top5",
+        "mean_per_class",
+        "i2t_r1",
+        "i2t_r5",
+        "i2t_r10",
+        "t2i_r1",
+        "t2i_r5",
+        "t2i_r10",
+        "mR",
+    ]
+    rows = [[k, f"{result[k]:.2f}"] for k in headline if isinstance(result.get(k), int | float)]
+    rows.append(["n", str(result.get("n"))])
+    for k in ("task", "protocol", "model", "embeddings", "data", "template", "transductive", "shots"):
+        if result.get(k) is not None:
+            rows.append([k, str(result[k])])
+    console.print(_table(f"{result.get('task', 'result')}", ["metric", "value"], rows))
+    per_template = result.get("per_template")
+    if per_template:
+        console.print(
+            _table(
+                "per template (top-1)",
+                ["template", "top1"],
+                [[t, f"{v:.2f}"] for t, v in per_template.items()],
+            )
+        )
+    per_class = result.get("per_class")
+    if per_class:
+        console.print(
+            _table(
+                "per class (accuracy)",
+                ["class", "accuracy"],
+                [[c, "-" if v is None else f"{v:.1f}"] for c, v in per_class.items()],
+            )
+        )

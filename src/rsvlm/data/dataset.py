@@ -51,9 +51,7 @@ class Dataset(ABC):
             raise DataError(self.root, "not found", "check the path")
         self.images_dir = Path(images) if images is not None else None
         if self.images_dir is not None and not self.images_dir.is_dir():
-            raise DataError(
-                self.images_dir, "images folder not found", "pass the folder that holds the images"
-            )
+            raise DataError(self.images_dir, "images folder not found", "pass the folder that holds the images")
         self.unmatched: list[Unmatched] = []
         self.notes: list[str] = []
         records = self._load()
@@ -135,6 +133,14 @@ def read_json(path: Path) -> Any:
         ) from None
     except UnicodeDecodeError as exc:
         raise AnnotationError(path, f"not UTF-8 text ({exc.reason})", "is this really a JSON file?") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object (configs, specs)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise AnnotationError(path, "expected a JSON object")
+    return data
 
 
 def read_lines(path: Path) -> list[str]:

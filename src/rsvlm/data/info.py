@@ -119,8 +119,7 @@ def dataset_summary(
         ),
         "box_labels": dict(sorted(box_labels.items())),
         "image_sizes": [
-            {"width": w, "height": h, "bands": b, "dtype": d, "count": n}
-            for (w, h, b, d), n in sizes.most_common()
+            {"width": w, "height": h, "bands": b, "dtype": d, "count": n} for (w, h, b, d), n in sizes.most_common()
         ],
         "unmatched": [
             {

@@ -74,9 +74,7 @@ def load_name_map(path: str | Path) -> dict[str, str]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise AnnotationError(
-                path, f"malformed JSON at line {exc.lineno}: {exc.msg}", "fix the file"
-            ) from None
+            raise AnnotationError(path, f"malformed JSON at line {exc.lineno}: {exc.msg}", "fix the file") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise AnnotationError(path, "expected a JSON object of class name -> readable name")
         return {str(k): v for k, v in data.items()}

@@ -147,9 +147,7 @@ def _geo_from_rasterio(src: Any, window: Window | None = None) -> GeoInfo | None
     if src.crs is None and t.is_identity:
         return None  # not georeferenced: GDAL reports an identity transform
     col, row, width, height = (
-        (0, 0, src.width, src.height)
-        if window is None
-        else (window.col, window.row, window.width, window.height)
+        (0, 0, src.width, src.height) if window is None else (window.col, window.row, window.width, window.height)
     )
     a, b, c, d, e, f = t.a, t.b, t.c, t.d, t.e, t.f
     c, f = a * col + b * row + c, d * col + e * row + f
@@ -176,9 +174,7 @@ def _band_names(src: Any) -> tuple[str, ...]:
 
 def _rasterio_error(path: Path, exc: Exception) -> ImageReadError:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return ImageReadError(
-        path, f"cannot read raster: {reason}", "check the file is a complete, supported raster"
-    )
+    return ImageReadError(path, f"cannot read raster: {reason}", "check the file is a complete, supported raster")
 
 
 def _open_rasterio(path: Path) -> Any:
@@ -245,17 +241,13 @@ def _read_pillow(path: Path, max_pixels: int | None) -> RasterImage:
                 converted = img if img.mode == mode else img.convert(mode)
                 array = np.asarray(converted, dtype=dtype)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise ImageReadError(
-                path, f"cannot decode image: {exc}", "the file is corrupt or truncated"
-            ) from None
+            raise ImageReadError(path, f"cannot decode image: {exc}", "the file is corrupt or truncated") from None
     if array.ndim == 2:
         array = array[:, :, None]
     return RasterImage(np.ascontiguousarray(np.moveaxis(array, -1, 0)), bands)
 
 
-def _read_rasterio(
-    path: Path, window: Window | None, bands: list[int] | None, max_pixels: int | None
-) -> RasterImage:
+def _read_rasterio(path: Path, window: Window | None, bands: list[int] | None, max_pixels: int | None) -> RasterImage:
     from rasterio.errors import RasterioError
     from rasterio.windows import Window as RioWindow
 
@@ -264,9 +256,7 @@ def _read_rasterio(
         indexes = bands if bands is not None else list(range(1, src.count + 1))
         bad = [i for i in indexes if not 1 <= i <= src.count]
         if bad:
-            raise ImageReadError(
-                path, f"band index {bad[0]} out of range 1..{src.count}", "pick existing bands"
-            )
+            raise ImageReadError(path, f"band index {bad[0]} out of range 1..{src.count}", "pick existing bands")
         rio_window = None
         width, height = src.width, src.height
         if window is not None:
@@ -296,6 +286,4 @@ def verify_raster(path: str | Path, *, strip_rows: int = 1024) -> None:
         read_image(path)
         return
     for row in range(0, info.height, strip_rows):
-        read_image(
-            path, window=Window(0, row, info.width, min(strip_rows, info.height - row)), max_pixels=None
-        )
+        read_image(path, window=Window(0, row, info.width, min(strip_rows, info.height - row)), max_pixels=None)

@@ -45,9 +45,7 @@ def detect_format(path: str | Path) -> str:
             return name
     if path.is_file() and path.suffix.lower() == ".json":
         read_json(path)  # a malformed file deserves its own error, not "unknown format"
-    raise FormatError(
-        f"{path}: no known dataset format recognised; name one with --format ({', '.join(FORMATS)})"
-    )
+    raise FormatError(f"{path}: no known dataset format recognised; name one with --format ({', '.join(FORMATS)})")
 
 
 def open_dataset(

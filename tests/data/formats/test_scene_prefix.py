@@ -36,6 +36,4 @@ def test_prefix_folder(fixtures: Path) -> None:
         "beach",
         "footballfield",
     ]
-    assert [(u.name, u.reason) for u in ds.unmatched] == [
-        ("notes.jpg", "no class prefix followed by a number")
-    ]
+    assert [(u.name, u.reason) for u in ds.unmatched] == [("notes.jpg", "no class prefix followed by a number")]

@@ -65,9 +65,7 @@ class LlavaDataset(Dataset):
         for t in entry["conversations"]:
             role = _ROLES.get(str(t.get("from", "")).lower()) if isinstance(t, dict) else None
             if role is None or not isinstance(t.get("value"), str):
-                raise AnnotationError(
-                    json_path, f'record {i} has a turn without "from" human/gpt and a "value"'
-                )
+                raise AnnotationError(json_path, f'record {i} has a turn without "from" human/gpt and a "value"')
             turns.append(Turn(role, t["value"]))
         sample_id = str(entry.get("id", i))
         image = entry.get("image")

@@ -17,9 +17,7 @@ from rsvlm.errors import AnnotationError, DataError
 _SPLITS = ("train", "val", "test")
 
 
-def _pair(
-    names: list[str], caps: list[str], names_path: Path, caps_path: Path
-) -> list[tuple[str, list[str]]]:
+def _pair(names: list[str], caps: list[str], names_path: Path, caps_path: Path) -> list[tuple[str, list[str]]]:
     """Group captions by image name, preserving first-seen order."""
     grouped: dict[str, list[str]] = {}
     if len(caps) == len(names):
@@ -28,9 +26,7 @@ def _pair(
     elif names and len(caps) % len(names) == 0:
         k = len(caps) // len(names)
         if len(set(names)) != len(names):
-            raise AnnotationError(
-                names_path, "repeats image names but has fewer lines than the captions file"
-            )
+            raise AnnotationError(names_path, "repeats image names but has fewer lines than the captions file")
         for i, name in enumerate(names):
             grouped[name] = caps[i * k : (i + 1) * k]
     else:
@@ -44,9 +40,7 @@ def _pair(
 
 class RsicdPrecompDataset(Dataset):
     format_name = "rsicd-precomp"
-    description = (
-        "image captions, precomp txt split: <split>_filename.txt + <split>_caps.txt (RSICD, UCM, Sydney)"
-    )
+    description = "image captions, precomp txt split: <split>_filename.txt + <split>_caps.txt (RSICD, UCM, Sydney)"
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -58,9 +52,7 @@ class RsicdPrecompDataset(Dataset):
             raise DataError(self.root, "no images folder next to the captions", "pass --images DIR")
         index, duplicates = index_images(images_dir)
         if duplicates:
-            self.notes.append(
-                f"{len(duplicates)} image names occur twice under {images_dir}; the first is used"
-            )
+            self.notes.append(f"{len(duplicates)} image names occur twice under {images_dir}; the first is used")
         records: list[Sample] = []
         for split in _SPLITS:
             caps_path = self.root / f"{split}_caps.txt"
@@ -76,7 +68,5 @@ class RsicdPrecompDataset(Dataset):
                 if path is None:
                     self.unmatched.append(Unmatched(split, name, "image not found", len(captions)))
                     continue
-                records.append(
-                    Sample(id=Path(name).stem, split=split, image_path=path, captions=tuple(captions))
-                )
+                records.append(Sample(id=Path(name).stem, split=split, image_path=path, captions=tuple(captions)))
         return records

@@ -66,8 +66,7 @@ class RsvqaDataset(Dataset):
     @classmethod
     def detect(cls, path: Path) -> bool:
         return path.is_dir() and any(
-            (path / f"{p}_answers.json").is_file() and (path / f"{p}_images.json").is_file()
-            for p in _prefixes(path)
+            (path / f"{p}_answers.json").is_file() and (path / f"{p}_images.json").is_file() for p in _prefixes(path)
         )
 
     def _load(self) -> list[Sample]:
@@ -97,9 +96,7 @@ class RsvqaDataset(Dataset):
                 inactive += 1
                 continue
             answer_ids = q.get("answers_ids") or []
-            texts = [
-                answers[a]["answer"] for a in answer_ids if a in answers and answers[a].get("active", True)
-            ]
+            texts = [answers[a]["answer"] for a in answer_ids if a in answers and answers[a].get("active", True)]
             if not texts:
                 self.unmatched.append(Unmatched(split, f"question {qid}", "no active answer"))
                 continue
@@ -130,7 +127,5 @@ class RsvqaDataset(Dataset):
         for img_id, n in sorted(missing_images.items()):
             self.unmatched.append(Unmatched(split, f"image {img_id}", "image not found", n))
         if inactive:
-            self.notes.append(
-                f"{prefix}: {inactive} inactive questions skipped (the release marks them unused)"
-            )
+            self.notes.append(f"{prefix}: {inactive} inactive questions skipped (the release marks them unused)")
         return records

@@ -47,8 +47,6 @@ class SceneFolderDataset(Dataset):
                 continue
             for path in files:
                 records.append(
-                    Sample(
-                        id=f"{class_dir.name}/{path.stem}", split=split, image_path=path, label=class_dir.name
-                    )
+                    Sample(id=f"{class_dir.name}/{path.stem}", split=split, image_path=path, label=class_dir.name)
                 )
         return records

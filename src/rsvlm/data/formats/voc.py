@@ -38,9 +38,7 @@ def parse_voc_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, Boxes
     except SafeET.ParseError as exc:
         raise AnnotationError(path, f"malformed XML: {exc}", "the file is truncated or corrupt") from None
     if root.tag != "annotation":
-        raise AnnotationError(
-            path, f"root element is <{root.tag}>, not <annotation>", "is this a Pascal-VOC file?"
-        )
+        raise AnnotationError(path, f"root element is <{root.tag}>, not <annotation>", "is this a Pascal-VOC file?")
     size: tuple[int, int] | None = None
     w, h = root.findtext("size/width"), root.findtext("size/height")
     if w and h:
@@ -120,9 +118,7 @@ class VocDataset(Dataset):
                 self.unmatched.append(Unmatched(None, filename or xml.name, "image not found", len(boxes)))
                 continue
             records.append(
-                Sample(
-                    id=xml.stem, image_path=image, boxes=boxes, meta={"annotation": str(xml), "size": size}
-                )
+                Sample(id=xml.stem, image_path=image, boxes=boxes, meta={"annotation": str(xml), "size": size})
             )
         return records
 

@@ -1,0 +1,209 @@
+"""``rsvlm eval …``: score a model (or its precomputed embeddings) with a versioned protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rsvlm.errors import RsvlmError
+
+app = typer.Typer(help="Evaluate models on remote-sensing tasks.", no_args_is_help=True)
+
+EmbeddingsOpt = Annotated[
+    Path | None,
+    typer.Option("--embeddings", help="Folder of precomputed embeddings (images.pt, classes.pt, texts_*.pt)."),
+]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Registry name (see `rsvlm models`).")]
+WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local weights file or folder for --model.")]
+DownloadOpt = Annotated[bool, typer.Option("--download", help="Allow fetching the released weights (needs network).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Dataset path (any format of `rsvlm data formats`).")]
+ImagesOpt = Annotated[Path | None, typer.Option("--images", help="Images folder, when not beside the annotations.")]
+SplitOpt = Annotated[str | None, typer.Option("--split", help="Dataset split to evaluate.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Feature cache folder (default: ~/.cache/rsvlm/features).")
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")]
+
+
+def _emit(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rsvlm.cli.render import render_result
+
+    render_result(result)
+
+
+def _exactly_one_source(embeddings: Path | None, model: str | None, data: Path | None) -> None:
+    if embeddings is not None and (model is not None or data is not None):
+        raise RsvlmError("use either --embeddings DIR or --model NAME --data PATH, not both")
+    if embeddings is None and data is None:
+        raise RsvlmError("nothing to evaluate: pass --embeddings DIR, or --data PATH (with --model NAME)")
+
+
+@app.command("zeroshot")
+def zeroshot(
+    embeddings: EmbeddingsOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    download: DownloadOpt = False,
+    data: DataOpt = None,
+    images: ImagesOpt = None,
+    split: SplitOpt = None,
+    templates: Annotated[
+        str, typer.Option("--templates", help="Template set (rs-default, rs-transclip-106) or a text file.")
+    ] = "rs-default",
+    template: Annotated[
+        str | None, typer.Option("--template", help="Score one template instead of the averaged prompts.")
+    ] = None,
+    per_template: Annotated[bool, typer.Option("--per-template", help="Also score every template alone.")] = False,
+    transductive: Annotated[
+        bool,
+        typer.Option("--transductive", help="Refine with the whole unlabelled test set (TransCLIP-style)."),
+    ] = False,
+    cache_dir: CacheOpt = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Zero-shot scene classification: top-1, top-5, per-class accuracy and confusion matrix."""
+    from rsvlm.tasks.embeddings import AVERAGE
+    from rsvlm.tasks.zeroshot import evaluate_per_template, evaluate_zeroshot
+
+    _exactly_one_source(embeddings, model, data)
+    if embeddings is not None:
+        from rsvlm.tasks.embeddings import load_embedding_dir
+
+        emb = load_embedding_dir(embeddings)
+        source: dict[str, Any] = {"embeddings": str(embeddings)}
+    else:
+        from rsvlm.pipeline import embed_scene_dataset
+
+        assert data is not None
+        emb, source = embed_scene_dataset(
+            model,
+            data,
+            weights=weights,
+            download=download,
+            images=images,
+            split=split,
+            templates=templates,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+        )
+    from rsvlm.tasks.templates import template_name
+
+    chosen = template_name(template) if template is not None else AVERAGE
+    result = evaluate_zeroshot(emb, chosen, transductive=transductive)
+    if per_template:
+        result["per_template"] = evaluate_per_template(emb, transductive=transductive)
+    _emit({**source, **result}, as_json)
+
+
+@app.command("retrieval")
+def retrieval(
+    embeddings: EmbeddingsOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    download: DownloadOpt = False,
+    data: DataOpt = None,
+    images: ImagesOpt = None,
+    split: SplitOpt = None,
+    cache_dir: CacheOpt = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Image-text retrieval: I2T and T2I recall@1/5/10 and their mean (mR)."""
+    from rsvlm.tasks.retrieval import evaluate_retrieval
+
+    _exactly_one_source(embeddings, model, data)
+    if embeddings is not None:
+        from rsvlm.tasks.embeddings import load_retrieval_dir
+
+        img, txt, owner = load_retrieval_dir(embeddings)
+        source: dict[str, Any] = {"embeddings": str(embeddings)}
+    else:
+        from rsvlm.pipeline import embed_caption_dataset
+
+        assert data is not None
+        img, txt, owner, source = embed_caption_dataset(
+            model,
+            data,
+            weights=weights,
+            download=download,
+            images=images,
+            split=split,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+        )
+    _emit({**source, **evaluate_retrieval(img, txt, owner)}, as_json)
+
+
+@app.command("linear-probe")
+def linear_probe(
+    embeddings: EmbeddingsOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    download: DownloadOpt = False,
+    data: DataOpt = None,
+    images: ImagesOpt = None,
+    shots: Annotated[
+        int | None, typer.Option("--shots", help="k images per class (few-shot); all when omitted.")
+    ] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds for the k-shot draws.")] = "1,2,3",
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Held-out share when the data has no train/test split.")
+    ] = 0.5,
+    c: Annotated[float, typer.Option("--C", help="Inverse L2 regularisation of the logistic regression.")] = 1.0,
+    cache_dir: CacheOpt = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Linear probe / k-shot logistic regression on frozen image features, fixed seeded protocol."""
+    import numpy as np
+
+    from rsvlm.tasks.linear_probe import evaluate_linear_probe, stratified_split
+
+    _exactly_one_source(embeddings, model, data)
+    seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    split_train = split_test = None
+    if embeddings is not None:
+        from rsvlm.tasks.embeddings import load_embedding_dir
+
+        emb = load_embedding_dir(embeddings)
+        source: dict[str, Any] = {"embeddings": str(embeddings)}
+    else:
+        from rsvlm.data.registry import open_dataset
+        from rsvlm.pipeline import embed_scene_dataset
+
+        assert data is not None
+        emb, source = embed_scene_dataset(
+            model,
+            data,
+            weights=weights,
+            download=download,
+            images=images,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+        )
+        splits = [r.split for r in open_dataset(data, images=images).records if r.label is not None]
+        if {"train", "test"} <= set(s for s in splits if s):
+            split_train = np.flatnonzero(np.array([s == "train" for s in splits]))
+            split_test = np.flatnonzero(np.array([s == "test" for s in splits]))
+    if split_train is None or split_test is None:
+        split_train, split_test = stratified_split(emb.labels, test_fraction, seed=0)
+        source["split"] = f"stratified, {test_fraction:.0%} test, seed 0"
+    result = evaluate_linear_probe(
+        emb.images[split_train],
+        emb.labels[split_train],
+        emb.images[split_test],
+        emb.labels[split_test],
+        emb.class_names,
+        shots=shots,
+        seeds=seed_list,
+        c=c,
+    )
+    _emit({**source, **result}, as_json)

@@ -1,0 +1,1 @@
+"""Embedding extraction and its on-disk cache."""

@@ -1,0 +1,1 @@
+"""Model families behind small protocols; ``rsvlm.models.registry`` names what can be loaded."""

@@ -1,0 +1,155 @@
+"""Every registry family through one path: build the open_clip architecture, read the weights file
+safely in whatever layout the family ships, strict-load, wrap in the ``ContrastiveModel`` protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rsvlm.models.checkpoint import WeightsError, load_into, read_state_dict
+from rsvlm.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from rsvlm.data.sample import RasterImage
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("RSVLM_WEIGHTS_DIR", Path.home() / ".cache" / "rsvlm" / "weights"))
+
+
+def resolve_weights(spec: ModelSpec, weights: str | Path | None, download: bool) -> Path:
+    """The local weights file: given, already in the weights folder, or (only if asked) downloaded."""
+    if weights is not None:
+        return Path(weights)
+    if spec.weights is None:
+        raise WeightsError(f"{spec.name} has no released weights; pass --weights PATH")
+    local = weights_dir() / spec.name / Path(spec.weights.filename).name
+    if local.is_file():
+        return local
+    where = (spec.weights.hf_repo and f"huggingface.co/{spec.weights.hf_repo}") or spec.weights.url or "its authors"
+    if not download:
+        raise WeightsError(
+            f"no weights for {spec.name}: pass --weights PATH to {spec.weights.filename} (released at {where}), "
+            f"put it at {local}, or add --download"
+        )
+    if spec.weights.hf_repo is None:
+        raise WeightsError(f"{spec.name}: download {spec.weights.filename} from {where} by hand and pass --weights")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(spec.weights.hf_repo, spec.weights.filename, local_dir=local.parent)
+    except Exception as exc:  # offline, DNS, HTTP errors: all mean "not downloadable now"
+        raise WeightsError(
+            f"{spec.name}: download from {where} failed ({type(exc).__name__}); pass --weights PATH"
+        ) from None
+    return Path(path)
+
+
+@dataclass
+class OpenClipModel:
+    """An open_clip CLIP in the ``ContrastiveModel`` protocol."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    transform: Any
+    embed_dim: int
+    preprocess_id: str
+    weights_id: str
+
+    def preprocess(self, image: RasterImage) -> torch.Tensor:
+        from rsvlm.models.preprocess import to_pil_rgb
+
+        tensor: torch.Tensor = self.transform(to_pil_rgb(image, self.name))
+        return tensor
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode():
+            features = self.model.encode_image(pixels)
+            result: torch.Tensor = torch.nn.functional.normalize(features.float(), dim=-1)
+        return result
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode():
+            features = self.model.encode_text(self.tokenizer(list(texts)))
+            result: torch.Tensor = torch.nn.functional.normalize(features.float(), dim=-1)
+        return result
+
+
+def build_architecture(spec: ModelSpec) -> Any:
+    """The randomly initialised open_clip model a spec describes (weights are loaded separately)."""
+    import open_clip
+    from open_clip.model import CLIP
+
+    if spec.arch_config is not None:
+        config = json.loads(json.dumps(spec.arch_config))
+        config["quick_gelu"] = spec.quick_gelu
+        return CLIP(**config)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns "initialized randomly": weights are loaded next
+    try:
+        return open_clip.create_model(spec.arch, pretrained=None, force_quick_gelu=spec.quick_gelu)
+    finally:
+        root.setLevel(level)
+
+
+def load_openclip(spec: ModelSpec, weights: str | Path) -> OpenClipModel:
+    import open_clip
+    import torch
+
+    path = Path(weights)
+    state = read_state_dict(path)  # fail on a bad file before building a large model
+    model = build_architecture(spec)
+    load_into(model, state, path, f"{spec.name} ({spec.arch})")
+    model.eval()
+    vision = model.visual
+    size = spec.image_size or vision.image_size
+    size = size[0] if isinstance(size, tuple | list) else int(size)
+    transform = open_clip.image_transform(size, is_train=False, mean=spec.mean, std=spec.std)
+    context = int(model.context_length)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=context)  # BPE vocab ships with open_clip
+    preprocess_id = f"resize-shortest{size}-bicubic-centercrop-mean{spec.mean}-std{spec.std}"
+    stat = path.resolve().stat() if path.is_file() else None
+    weights_id = hashlib.sha256(
+        f"{path.resolve()}|{stat.st_size if stat else ''}|{stat.st_mtime_ns if stat else ''}".encode()
+    ).hexdigest()[:16]
+    embed_dim = (
+        int(model.text_projection.shape[1])
+        if isinstance(model.text_projection, torch.Tensor)
+        else int(model.text_projection.weight.shape[0])
+    )
+    return OpenClipModel(spec.name, model, tokenizer, transform, embed_dim, preprocess_id, weights_id)
+
+
+def load_contrastive(
+    name_or_spec: str | ModelSpec, weights: str | Path | None = None, *, download: bool = False
+) -> OpenClipModel:
+    """Load a registry model from local weights (downloading only when ``download`` is set)."""
+    from rsvlm.models.registry import get_spec
+
+    spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    return load_openclip(spec, resolve_weights(spec, weights, download))
+
+
+def save_weights(model: OpenClipModel, path: str | Path) -> Path:
+    """Write the model's tensors as safetensors (what rsvlm ships and caches; loads without pickle)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.model.state_dict().items()}
+    save_file(state, str(path))
+    return path

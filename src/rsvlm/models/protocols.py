@@ -1,0 +1,33 @@
+"""The contracts tasks rely on. A task never imports a model class, only these protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+    from rsvlm.data.sample import RasterImage
+
+
+@runtime_checkable
+class ContrastiveModel(Protocol):
+    """Embeds images and texts into one space (CLIP-style). Outputs are L2-normalised float32."""
+
+    name: str
+    embed_dim: int
+    preprocess_id: str
+    """Identifies the preprocessing exactly (size, resize mode, mean/std), e.g. for feature-cache keys."""
+
+    def preprocess(self, image: RasterImage) -> torch.Tensor:
+        """One image as the (3, H, W) float tensor the image tower expects."""
+        ...
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) preprocessed pixels → (N, D) normalised embeddings."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """N strings → (N, D) normalised embeddings."""
+        ...

@@ -1,0 +1,143 @@
+"""The contrastive models rsvlm can load, by name. Entries are data; loading is one shared path.
+
+Facts per family (file layout, activation) come from each project's release and loading code:
+OpenAI CLIP towers use QuickGELU; RemoteCLIP ships bare open_clip state dicts loaded into plain
+(GELU) architectures; GeoRSCLIP ships bare state dicts, its ViT-B/32 initialised from OpenAI CLIP;
+SkyCLIP ships open_clip training checkpoints (``state_dict`` with DDP ``module.`` prefixes), its
+ViT-L/14 initialised from OpenAI CLIP and evaluated with QuickGELU by its authors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from rsvlm.errors import RsvlmError
+from rsvlm.models.spec import ModelSpec, WeightsSource
+
+_OPENAI_HF = {
+    "RN50": "timm/resnet50_clip.openai",
+    "ViT-B-32": "timm/vit_base_patch32_clip_224.openai",
+    "ViT-L-14": "timm/vit_large_patch14_clip_224.openai",
+}
+
+
+def _openai(arch: str) -> ModelSpec:
+    return ModelSpec(
+        name=f"openai-{arch.lower()}",
+        family="openai",
+        arch=arch,
+        description=f"OpenAI CLIP {arch} (web image-text pairs; the usual zero-shot baseline)",
+        weights=WeightsSource("open_clip_model.safetensors", hf_repo=_OPENAI_HF[arch], layout="state_dict"),
+        quick_gelu=True,
+        licence="MIT",
+        citation="Radford et al., Learning Transferable Visual Models From Natural Language Supervision, ICML 2021",
+    )
+
+
+def _remoteclip(arch: str) -> ModelSpec:
+    return ModelSpec(
+        name=f"remoteclip-{arch.lower()}",
+        family="remoteclip",
+        arch=arch,
+        description=f"RemoteCLIP {arch} (RS captions + boxes/masks converted to captions)",
+        weights=WeightsSource(f"RemoteCLIP-{arch}.pt", hf_repo="chendelong/RemoteCLIP", layout="state_dict"),
+        quick_gelu=False,
+        trained_on=("RSICD", "RSITMD", "UCM-captions", "AID-derived captions"),
+        licence="Apache-2.0",
+        citation="Liu et al., RemoteCLIP: A Vision Language Foundation Model for Remote Sensing, TGRS 2024",
+    )
+
+
+def _georsclip(arch: str, quick_gelu: bool) -> ModelSpec:
+    return ModelSpec(
+        name=f"georsclip-{arch.lower()}",
+        family="georsclip",
+        arch=arch,
+        description=f"GeoRSCLIP {arch} (fine-tuned on RS5M)",
+        weights=WeightsSource(
+            f"RS5M_{arch}.pt",
+            hf_repo="Zilun/GeoRSCLIP",
+            layout="state_dict",
+            url="https://huggingface.co/Zilun/GeoRSCLIP/resolve/main/ckpt/",
+        ),
+        quick_gelu=quick_gelu,
+        trained_on=("RS5M",),
+        licence="CC-BY-NC-4.0",
+        citation="Zhang et al., RS5M and GeoRSCLIP, TGRS 2024",
+    )
+
+
+def _skyclip(arch: str, tag: str, quick_gelu: bool) -> ModelSpec:
+    return ModelSpec(
+        name=f"skyclip-{arch.lower()}",
+        family="skyclip",
+        arch=arch,
+        description=f"SkyCLIP {arch} (SkyScript, top 50% of captions)",
+        weights=WeightsSource(
+            f"SkyCLIP_{tag}_top50pct/epoch_20.pt",
+            url=f"https://opendatasharing.s3.us-west-2.amazonaws.com/SkyScript/ckpt/SkyCLIP_{tag}_top50pct.zip",
+            layout="training",
+        ),
+        quick_gelu=quick_gelu,
+        trained_on=("SkyScript",),
+        licence="MIT",
+        citation="Wang et al., SkyScript: A Large and Semantically Diverse Vision-Language Dataset, AAAI 2024",
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        _openai("RN50"),
+        _openai("ViT-B-32"),
+        _openai("ViT-L-14"),
+        _remoteclip("RN50"),
+        _remoteclip("ViT-B-32"),
+        _remoteclip("ViT-L-14"),
+        _georsclip("ViT-B-32", quick_gelu=True),
+        _georsclip("ViT-H-14", quick_gelu=False),
+        _skyclip("ViT-B-32", "ViT_B32", quick_gelu=False),
+        _skyclip("ViT-L-14", "ViT_L14", quick_gelu=True),
+    )
+}
+
+
+def load_spec_file(path: Path) -> ModelSpec:
+    """A model described in JSON (a custom or fine-tuned open_clip model); unknown keys are errors."""
+    from rsvlm.data.dataset import read_json_object
+
+    data = read_json_object(path)
+    allowed = {f.name for f in fields(ModelSpec)}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise RsvlmError(
+            f"{path}: unknown model-spec key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+    missing = [k for k in ("name", "family", "arch", "description") if k not in data]
+    if missing:
+        raise RsvlmError(f"{path}: model spec lacks {', '.join(missing)}")
+    weights = data.pop("weights", None)
+    for key in ("mean", "std", "trained_on"):
+        if key in data:
+            data[key] = tuple(data[key])
+    try:
+        source = WeightsSource(**weights) if isinstance(weights, dict) else None
+        return ModelSpec(**data, weights=source)
+    except TypeError as exc:
+        raise RsvlmError(f"{path}: invalid model spec ({exc})") from None
+
+
+def get_spec(name: str) -> ModelSpec:
+    """A registry entry by name, or a JSON model-spec file by path."""
+    if name.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise RsvlmError(f"{path}: model-spec file not found")
+        return load_spec_file(path)
+    try:
+        return MODELS[name]
+    except KeyError:
+        close = [n for n in MODELS if name.lower().replace("/", "-") in n]
+        hint = f"did you mean {', '.join(close)}?" if close else "see `rsvlm models`"
+        raise RsvlmError(f"unknown model {name!r} ({hint})") from None

@@ -1,0 +1,190 @@
+"""Glue between datasets, models and tasks: embed images (cached, batched) and class prompts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rsvlm.errors import RsvlmError
+
+if TYPE_CHECKING:
+    from rsvlm.models.protocols import ContrastiveModel
+    from rsvlm.tasks.embeddings import EmbeddingSet
+
+Progress = Callable[[int, int], None]
+
+
+def model_cache_key(model: ContrastiveModel) -> str:
+    weights = getattr(model, "weights_id", "")
+    raw = f"{model.name}|{weights}|{model.preprocess_id}|{model.embed_dim}"
+    return f"{model.name}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
+
+
+def embed_images(
+    model: ContrastiveModel,
+    paths: Sequence[Path],
+    *,
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> npt.NDArray[np.float32]:
+    """(N, D) normalised embeddings of image files, reading each from the cache when present."""
+    import torch
+
+    from rsvlm.data.raster import read_image
+    from rsvlm.features.cache import FeatureCache, file_hash
+
+    out = np.zeros((len(paths), model.embed_dim), dtype=np.float32)
+    cache = FeatureCache(cache_dir, model_cache_key(model), model.embed_dim) if use_cache else None
+    todo: list[tuple[int, str]] = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        keys = list(pool.map(file_hash, paths)) if cache is not None else [""] * len(paths)
+    for i, key in enumerate(keys):
+        cached = cache.get(key) if cache is not None else None
+        if cached is None:
+            todo.append((i, key))
+        else:
+            out[i] = cached
+    done = len(paths) - len(todo)
+    if progress is not None:
+        progress(done, len(paths))
+
+    def load(i: int) -> torch.Tensor:
+        return model.preprocess(read_image(paths[i]))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
+        pending = pool.map(lambda b: torch.stack([load(i) for i, _ in b]), batches)
+        for batch, pixels in zip(batches, pending, strict=True):
+            vectors = model.encode_images(pixels).cpu().numpy()
+            for (i, key), vector in zip(batch, vectors, strict=True):
+                out[i] = vector
+                if cache is not None:
+                    cache.put(key, vector)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(paths))
+    return out
+
+
+def embed_texts(model: ContrastiveModel, texts: Sequence[str], batch_size: int = 256) -> npt.NDArray[np.float32]:
+    parts = [model.encode_texts(texts[s : s + batch_size]).cpu().numpy() for s in range(0, len(texts), batch_size)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, model.embed_dim), np.float32)
+
+
+def class_text_embeddings(
+    model: ContrastiveModel, class_names: Sequence[str], templates: Sequence[str]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Per-template class embeddings, keyed by template name (``a satellite photo of a``)."""
+    from rsvlm.tasks.templates import template_name
+
+    prompts = [t.format(c) for t in templates for c in class_names]
+    flat = embed_texts(model, prompts)
+    n = len(class_names)
+    return {template_name(t): flat[i * n : (i + 1) * n] for i, t in enumerate(templates)}
+
+
+def rich_progress(description: str) -> tuple[Any, Progress]:
+    """A transient rich progress bar and the callback that drives it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+    task = bar.add_task(description, total=None)
+    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def embed_scene_dataset(
+    model_name: str | None,
+    data: Path,
+    *,
+    weights: Path | None = None,
+    download: bool = False,
+    images: Path | None = None,
+    split: str | None = None,
+    templates: str = "rs-default",
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+    model: ContrastiveModel | None = None,
+    show_progress: bool = True,
+) -> tuple[EmbeddingSet, dict[str, Any]]:
+    """Embed a labelled scene set and its class prompts into an ``EmbeddingSet``."""
+    from rsvlm.data.registry import open_dataset
+    from rsvlm.tasks.embeddings import EmbeddingSet
+    from rsvlm.tasks.templates import load_templates
+
+    if model is None:
+        if model_name is None:
+            raise RsvlmError("no model given: pass --model NAME (see `rsvlm models`)")
+        from rsvlm.models.openclip import load_contrastive
+
+        model = load_contrastive(model_name, weights, download=download)
+    dataset = open_dataset(data, images=images, split=split)
+    records = [r for r in dataset.records if r.label is not None and r.image_path is not None]
+    if not records:
+        raise RsvlmError(f"{data}: no labelled images to classify (is this a scene-classification set?)")
+    classes = dataset.classes
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[r.label] for r in records if r.label is not None], dtype=np.int64)
+    paths = [r.image_path for r in records if r.image_path is not None]
+    if show_progress:
+        bar, callback = rich_progress("embedding images")
+        with bar:
+            vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir, progress=callback)
+    else:
+        vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir)
+    readable = [dataset.class_names[c] for c in classes]
+    texts = class_text_embeddings(model, readable, load_templates(templates))
+    source = {"model": model.name, "data": str(data), "split": split, "templates": templates}
+    return EmbeddingSet(vectors, labels, texts, readable, source=str(data)), source
+
+
+def embed_caption_dataset(
+    model_name: str | None,
+    data: Path,
+    *,
+    weights: Path | None = None,
+    download: bool = False,
+    images: Path | None = None,
+    split: str | None = None,
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+    model: ContrastiveModel | None = None,
+    show_progress: bool = True,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64], dict[str, Any]]:
+    """Image embeddings, caption embeddings and the caption → image index of a caption set."""
+    from rsvlm.data.registry import open_dataset
+
+    if model is None:
+        if model_name is None:
+            raise RsvlmError("no model given: pass --model NAME (see `rsvlm models`)")
+        from rsvlm.models.openclip import load_contrastive
+
+        model = load_contrastive(model_name, weights, download=download)
+    dataset = open_dataset(data, images=images, split=split)
+    records = [r for r in dataset.records if r.captions and r.image_path is not None]
+    if not records:
+        raise RsvlmError(f"{data}: no images with captions (is this a caption set? try --split test)")
+    paths = [r.image_path for r in records if r.image_path is not None]
+    captions = [c for r in records for c in r.captions]
+    owner = np.array([i for i, r in enumerate(records) for _ in r.captions], dtype=np.int64)
+    if show_progress:
+        bar, callback = rich_progress("embedding images")
+        with bar:
+            vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir, progress=callback)
+    else:
+        vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir)
+    texts = embed_texts(model, captions)
+    source = {
+        "model": model.name,
+        "data": str(data),
+        "split": split,
+        "unmatched_images": len(dataset.unmatched),
+    }
+    return vectors, texts, owner, source
