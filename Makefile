@@ -33,6 +33,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/embed_overhead.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -180,3 +180,30 @@ def test_copy_of_images_hits_the_cache(tiny: tuple[Path, Path], fixtures: Path, 
     cache_before = len(list((tmp_path / "c").rglob("*.emb")))
     embed_images(model, [copy], cache_dir=tmp_path / "c")
     assert len(list((tmp_path / "c").rglob("*.emb"))) == cache_before == 1
+
+
+def test_aliases_are_averaged(tiny: tuple[Path, Path]) -> None:
+    from rsvlm.pipeline import class_text_embeddings, embed_texts
+    from rsvlm.tasks.embeddings import average_normalised
+
+    model = load_contrastive(str(tiny[0]), tiny[1])
+    out = class_text_embeddings(model, ["airport|airfield", "forest"], ["a photo of a {}."])["a photo of a"]
+    a, b, f = embed_texts(model, ["a photo of a airport.", "a photo of a airfield.", "a photo of a forest."])
+    np.testing.assert_allclose(out[0], average_normalised([a[None], b[None]])[0], atol=1e-6)
+    np.testing.assert_allclose(out[1], f, atol=1e-6)
+
+
+def test_class_names_file_reaches_the_prompts(tiny: tuple[Path, Path], fixtures: Path, tmp_path: Path) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("Airport=airport|airfield\nBareLand=bare soil\n")
+    from rsvlm.data.names import load_name_map
+
+    emb, _ = embed_scene_dataset(
+        str(tiny[0]),
+        fixtures / "scene_folder",
+        weights=tiny[1],
+        cache_dir=tmp_path,
+        show_progress=False,
+        class_names=load_name_map(names),
+    )
+    assert emb.class_names == ["airport|airfield", "bare soil", "football field"]

@@ -82,13 +82,26 @@ def embed_texts(model: ContrastiveModel, texts: Sequence[str], batch_size: int =
 def class_text_embeddings(
     model: ContrastiveModel, class_names: Sequence[str], templates: Sequence[str]
 ) -> dict[str, npt.NDArray[np.float32]]:
-    """Per-template class embeddings, keyed by template name (``a satellite photo of a``)."""
+    """Per-template class embeddings, keyed by template name (``a satellite photo of a``).
+
+    A class name may list aliases separated by ``|`` (``city centre|downtown``); their prompt embeddings
+    are averaged, so a class is not judged by one arbitrary word.
+    """
+    from rsvlm.tasks.embeddings import average_normalised
     from rsvlm.tasks.templates import template_name
 
-    prompts = [t.format(c) for t in templates for c in class_names]
+    aliases = [[a.strip() for a in name.split("|") if a.strip()] or [name] for name in class_names]
+    prompts = [t.format(a) for t in templates for group in aliases for a in group]
     flat = embed_texts(model, prompts)
-    n = len(class_names)
-    return {template_name(t): flat[i * n : (i + 1) * n] for i, t in enumerate(templates)}
+    out: dict[str, npt.NDArray[np.float32]] = {}
+    pos = 0
+    for t in templates:
+        rows = []
+        for group in aliases:
+            rows.append(average_normalised([flat[pos + j : pos + j + 1] for j in range(len(group))])[0])
+            pos += len(group)
+        out[template_name(t)] = np.stack(rows).astype(np.float32)
+    return out
 
 
 def rich_progress(description: str) -> tuple[Any, Progress]:
@@ -113,6 +126,7 @@ def embed_scene_dataset(
     batch_size: int = 32,
     model: ContrastiveModel | None = None,
     show_progress: bool = True,
+    class_names: dict[str, str] | None = None,
 ) -> tuple[EmbeddingSet, dict[str, Any]]:
     """Embed a labelled scene set and its class prompts into an ``EmbeddingSet``."""
     from rsvlm.data.registry import open_dataset
@@ -125,7 +139,7 @@ def embed_scene_dataset(
         from rsvlm.models.openclip import load_contrastive
 
         model = load_contrastive(model_name, weights, download=download)
-    dataset = open_dataset(data, images=images, split=split)
+    dataset = open_dataset(data, images=images, split=split, class_names=class_names)
     records = [r for r in dataset.records if r.label is not None and r.image_path is not None]
     if not records:
         raise RsvlmError(f"{data}: no labelled images to classify (is this a scene-classification set?)")

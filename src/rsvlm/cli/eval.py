@@ -23,6 +23,13 @@ DataOpt = Annotated[Path | None, typer.Option("--data", help="Dataset path (any 
 ImagesOpt = Annotated[Path | None, typer.Option("--images", help="Images folder, when not beside the annotations.")]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Dataset split to evaluate.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ClassNamesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--class-names",
+        help="JSON or 'raw=readable' file naming classes for prompts; 'a|b' gives aliases that are averaged.",
+    ),
+]
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Feature cache folder (default: ~/.cache/rsvlm/features).")
 ]
@@ -65,6 +72,7 @@ def zeroshot(
         bool,
         typer.Option("--transductive", help="Refine with the whole unlabelled test set (TransCLIP-style)."),
     ] = False,
+    class_names: ClassNamesOpt = None,
     cache_dir: CacheOpt = None,
     batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
@@ -80,6 +88,7 @@ def zeroshot(
         emb = load_embedding_dir(embeddings)
         source: dict[str, Any] = {"embeddings": str(embeddings)}
     else:
+        from rsvlm.data.names import load_name_map
         from rsvlm.pipeline import embed_scene_dataset
 
         assert data is not None
@@ -93,6 +102,7 @@ def zeroshot(
             templates=templates,
             cache_dir=cache_dir,
             batch_size=batch_size,
+            class_names=load_name_map(class_names) if class_names else None,
         )
     from rsvlm.tasks.templates import template_name
 
