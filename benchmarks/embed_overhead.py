@@ -92,7 +92,8 @@ def main() -> None:
         )
     diff = float(np.abs(np.asarray(ref) - np.asarray(got)).max())
     print(
-        f"images: {what}; model {args.arch} (random weights), batch {args.batch}, torch threads {torch.get_num_threads()}"
+        f"images: {what}; model {args.arch} (random weights), batch {args.batch}, "
+        f"torch threads {torch.get_num_threads()}"
     )
     print("| path | images/s | relative to bare |")
     print("|---|---|---|")
