@@ -134,8 +134,6 @@ def embed_scene_dataset(
     from rsvlm.tasks.templates import load_templates
 
     if model is None:
-        if model_name is None:
-            raise RsvlmError("no model given: pass --model NAME (see `rsvlm models`)")
         from rsvlm.models.openclip import load_contrastive
 
         model = load_contrastive(model_name, weights, download=download)
@@ -176,8 +174,6 @@ def embed_caption_dataset(
     from rsvlm.data.registry import open_dataset
 
     if model is None:
-        if model_name is None:
-            raise RsvlmError("no model given: pass --model NAME (see `rsvlm models`)")
         from rsvlm.models.openclip import load_contrastive
 
         model = load_contrastive(model_name, weights, download=download)

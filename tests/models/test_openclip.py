@@ -15,7 +15,7 @@ import torch
 from rsvlm.data.raster import read_image
 from rsvlm.errors import RsvlmError
 from rsvlm.models.checkpoint import WeightsError, read_state_dict
-from rsvlm.models.openclip import load_contrastive, save_weights
+from rsvlm.models.openclip import OpenClipModel, load_contrastive, save_weights
 from rsvlm.models.protocols import ContrastiveModel
 from rsvlm.models.registry import MODELS, get_spec
 from tests.models.tiny import source_model, tiny_spec, write_checkpoint
@@ -41,7 +41,7 @@ def test_family_loader_reproduces_the_source_model(name: str, layout: str, tmp_p
     source = source_model(spec)
     path = write_checkpoint(source, layout, tmp_path / "release")
     model = load_contrastive(spec, path)
-    assert isinstance(model, ContrastiveModel)
+    assert isinstance(model, ContrastiveModel) and isinstance(model, OpenClipModel)
     image = read_image(fixtures / "scene_folder/Airport/airport_1.jpg")
     pixels = model.preprocess(image)[None]
     assert pixels.shape[-1] == (64 if spec.arch.startswith("RN") else 32)

@@ -62,7 +62,7 @@ def write_checkpoint(model: Any, layout: str, folder: Path) -> Path:
         side = int(size[0] if isinstance(size, tuple | list) else size)
         image = torch.zeros(1, 3, side, side)
         text = torch.zeros(1, 77, dtype=torch.long)
-        torch.jit.trace(model, (image, text), check_trace=False).save(str(path))  # type: ignore[no-untyped-call]
+        torch.jit.trace(model, (image, text), check_trace=False).save(str(path))
     elif layout == "safetensors":  # open_clip's hub format (timm/*.openai)
         from safetensors.torch import save_file
 

@@ -14,7 +14,10 @@ from rsvlm.errors import RsvlmError
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, GeoTIFF …).")],
     labels: Annotated[str, typer.Option("--labels", "-l", help='Comma-separated class names, e.g. "airport,forest".')],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Registry name (see `rsvlm models`).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Registry name (see `rsvlm models`); the default model when omitted."),
+    ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Local weights file for --model.")] = None,
     download: Annotated[bool, typer.Option("--download", help="Allow fetching released weights.")] = False,
     templates: Annotated[str, typer.Option("--templates", help="Template set or file.")] = "rs-default",
@@ -25,8 +28,6 @@ def classify(
     names = [n.strip() for n in labels.split(",") if n.strip()]
     if len(names) < 2:
         raise RsvlmError("--labels needs at least two comma-separated class names")
-    if model is None:
-        raise RsvlmError("pass --model NAME (see `rsvlm models`) and its --weights; no default model ships yet")
     import numpy as np
 
     from rsvlm.data.names import readable

@@ -16,7 +16,10 @@ EmbeddingsOpt = Annotated[
     Path | None,
     typer.Option("--embeddings", help="Folder of precomputed embeddings (images.pt, classes.pt, texts_*.pt)."),
 ]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Registry name (see `rsvlm models`).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Registry name or spec file (see `rsvlm models`); default model if omitted."),
+]
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local weights file or folder for --model.")]
 DownloadOpt = Annotated[bool, typer.Option("--download", help="Allow fetching the released weights (needs network).")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Dataset path (any format of `rsvlm data formats`).")]
@@ -49,7 +52,9 @@ def _exactly_one_source(embeddings: Path | None, model: str | None, data: Path |
     if embeddings is not None and (model is not None or data is not None):
         raise RsvlmError("use either --embeddings DIR or --model NAME --data PATH, not both")
     if embeddings is None and data is None:
-        raise RsvlmError("nothing to evaluate: pass --embeddings DIR, or --data PATH (with --model NAME)")
+        raise RsvlmError(
+            "nothing to evaluate: pass --embeddings DIR, or --data PATH (--model NAME, default rsvlm-lite)"
+        )
 
 
 @app.command("zeroshot")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rsvlm import __version__
-from rsvlm.cli import classify, data, eval, models
+from rsvlm.cli import classify, data, eval, models, train
 from rsvlm.errors import RsvlmError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(eval.app, name="eval")
 app.command("models")(models.models)
+app.add_typer(train.app, name="train")
 app.command("classify")(classify.classify)
 
 

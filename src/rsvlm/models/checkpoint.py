@@ -56,7 +56,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
-                raw = torch.jit.load(str(path), map_location="cpu").state_dict()  # type: ignore[no-untyped-call]
+                raw = torch.jit.load(str(path), map_location="cpu").state_dict()
         except RuntimeError as exc:
             raise WeightsError(f"{path}: unreadable TorchScript archive ({str(exc).splitlines()[0]})") from None
         for key in ("input_resolution", "context_length", "vocab_size"):

@@ -135,12 +135,19 @@ def load_openclip(spec: ModelSpec, weights: str | Path) -> OpenClipModel:
 
 
 def load_contrastive(
-    name_or_spec: str | ModelSpec, weights: str | Path | None = None, *, download: bool = False
-) -> OpenClipModel:
-    """Load a registry model from local weights (downloading only when ``download`` is set)."""
-    from rsvlm.models.registry import get_spec
+    name_or_spec: str | ModelSpec | None = None, weights: str | Path | None = None, *, download: bool = False
+) -> Any:
+    """Load a registry model (the default one when no name is given) through its family's loader."""
+    from rsvlm.models.registry import default_spec, get_spec
 
-    spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if name_or_spec is None:
+        spec = default_spec()
+    else:
+        spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if spec.loader == "lite":
+        from rsvlm.models.lite import load_lite, packaged_weights
+
+        return load_lite(weights if weights is not None else packaged_weights(spec.name), spec.name)
     return load_openclip(spec, resolve_weights(spec, weights, download))
 
 

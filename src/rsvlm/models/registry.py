@@ -86,9 +86,26 @@ def _skyclip(arch: str, tag: str, quick_gelu: bool) -> ModelSpec:
     )
 
 
+LITE = ModelSpec(
+    name="rsvlm-lite",
+    family="rsvlm",
+    arch="EfficientNet-Lite0 + MiniLM-L6",
+    description="rsvlm's default: ImageNet EfficientNet-Lite0 + all-MiniLM-L6-v2, tuned on RSICD/AID train (CPU)",
+    weights=WeightsSource("model.safetensors", layout="lite"),
+    loader="lite",
+    default=True,
+    image_size=160,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    trained_on=("RSICD-train", "AID"),
+    licence="Apache-2.0 (EfficientNet-Lite0 weights: Apache-2.0; all-MiniLM-L6-v2: Apache-2.0)",
+    citation="rsvlm (this project); towers: Tan & Le 2019 (EfficientNet), Wang et al. 2020 (MiniLM)",
+)
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
+        LITE,
         _openai("RN50"),
         _openai("ViT-B-32"),
         _openai("ViT-L-14"),
@@ -126,6 +143,10 @@ def load_spec_file(path: Path) -> ModelSpec:
         return ModelSpec(**data, weights=source)
     except TypeError as exc:
         raise RsvlmError(f"{path}: invalid model spec ({exc})") from None
+
+
+def default_spec() -> ModelSpec:
+    return next(s for s in MODELS.values() if s.default)
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -36,6 +36,10 @@ class ModelSpec:
     std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
     trained_on: tuple[str, ...] = ()
     """Datasets seen in training, for "seen in training" flags in benchmarks."""
+    loader: str = "open_clip"
+    """Which loader builds it: ``open_clip`` (CLIP families) or ``lite`` (rsvlm's own small model)."""
+    default: bool = False
+    """The model every command uses when ``--model`` is omitted."""
     licence: str = ""
     citation: str = ""
     extra: dict[str, Any] = field(default_factory=dict)

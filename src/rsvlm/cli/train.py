@@ -1,0 +1,31 @@
+"""``rsvlm train …``: train models from a config file (resumable; `torchrun` scales it out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Train models.", no_args_is_help=True)
+
+
+@app.command("contrastive")
+def contrastive(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML or JSON training config.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (overrides the config).")] = None,
+) -> None:
+    """CLIP-style training of the lite model; rerun the same command to resume an interrupted run."""
+    import dataclasses
+
+    from rich.console import Console
+
+    from rsvlm.train.config import load_config
+    from rsvlm.train.contrastive import train_contrastive
+
+    cfg = load_config(config)
+    if output is not None:
+        cfg = dataclasses.replace(cfg, output=str(output))
+    console = Console(stderr=True)
+    result = train_contrastive(cfg, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    typer.echo(f"best model: {result['output']}/best (score {result['best']:.2f})")

@@ -1,0 +1,1 @@
+"""Training: configs, data assembly, augmentations and the contrastive trainer."""

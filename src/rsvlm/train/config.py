@@ -1,0 +1,120 @@
+"""Training configuration: a YAML/JSON file validated into typed sections; a typo is an error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rsvlm.errors import RsvlmError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CaptionSource:
+    """An image-caption set (any caption reader), e.g. RSICD train."""
+
+    path: str
+    images: str | None = None
+    split: str | None = None
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """A labelled scene set whose class names become captions through prompt templates."""
+
+    path: str
+    images: str | None = None
+    split: str | None = None
+    format: str | None = None
+    templates: str = "rs-default"
+    max_per_class: int | None = None
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    captions: tuple[CaptionSource, ...] = ()
+    scenes: tuple[SceneSource, ...] = ()
+    exclude: tuple[CaptionSource, ...] = ()
+    """Sets whose images must never be trained on (e.g. the RSICD test split, whose images are AID images)."""
+    val_fraction: float = 0.05
+    views: int = 3
+    """Views per training image whose frozen-prefix features are precomputed: view 0 is the clean image,
+    the others random augmentations (crop, flip/rotation, colour, resolution loss)."""
+    max_images: int | None = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    """Learning rate of the projection heads."""
+    tower_lr: float = 1e-4
+    """Learning rate of the tuned tower blocks/layers."""
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    seed: int = 0
+    scene_caption_share: float = 0.3
+    """Fraction of pairs in a batch drawn from scene-prompt captions (when scenes are given)."""
+    max_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    output: str = "runs/contrastive"
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the result; a resumed run must match it."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise RsvlmError(f"{where}: expected a mapping, got {type(data).__name__}")
+    allowed = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise RsvlmError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        nested = {"data": DataConfig, "optim": OptimConfig}.get(key) if cls is TrainConfig else None
+        if nested is not None:
+            kwargs[key] = _build(nested, value, f"{where}.{key}")
+        elif cls is DataConfig and key in ("captions", "scenes", "exclude"):
+            item = SceneSource if key == "scenes" else CaptionSource
+            if not isinstance(value, list):
+                raise RsvlmError(f"{where}.{key}: expected a list")
+            kwargs[key] = tuple(_build(item, v, f"{where}.{key}[{i}]") for i, v in enumerate(value))
+        else:
+            kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise RsvlmError(f"{where}: {exc}") from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a training config (``.yaml``/``.yml`` or ``.json``); relative paths stay relative to the CWD."""
+    path = Path(path)
+    if not path.is_file():
+        raise RsvlmError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise RsvlmError(f"{path}: cannot parse config ({str(exc).splitlines()[0]})") from None
+    return _build(TrainConfig, data, path.name)
