@@ -73,3 +73,13 @@ def test_bad_folders(tmp_path: Path, net: LiteCLIP) -> None:
     (folder / "config.json").write_text('{"model": {"embed_dim": 64, "image_size": 64, "text_trainable_layers": 3}}')
     with pytest.raises(RsvlmError, match=r"tensors do not match config\.json"):
         load_lite(folder)
+
+
+def test_half_precision_shipping_is_close(net: LiteCLIP, tmp_path: Path) -> None:
+    full = load_lite(save_lite(net, tmp_path / "f32"))
+    half = load_lite(save_lite(net, tmp_path / "f16", half=True))
+    assert (tmp_path / "f16" / "model.safetensors").stat().st_size < 0.6 * (
+        tmp_path / "f32" / "model.safetensors"
+    ).stat().st_size
+    a, b = full.encode_texts(TEXTS), half.encode_texts(TEXTS)
+    assert b.dtype == torch.float32 and torch.allclose(a, b, atol=5e-3)

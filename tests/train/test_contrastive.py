@@ -45,6 +45,29 @@ def test_pairs_merge_sources_and_exclude_test_images(fixtures: Path, tmp_path: P
     assert sum(bool(it.captions) for it in run.pairs.train) == 2
 
 
+def test_cached_prefixes_equal_inference_features(fixtures: Path, tmp_path: Path) -> None:
+    """The trainer's cached prefixes must be what the deployed model computes (no train-mode BN/dropout)."""
+    from rsvlm.data.raster import read_image
+    from rsvlm.models.lite import to_lite_pixels
+
+    run = Run(fixture_config(fixtures, tmp_path / "run"), log=lambda _m: None)
+    run.prepare()
+    item = run.pairs.train[0]
+    fresh = type(run.net)(run.net.config)
+    fresh.eval()
+    with torch.no_grad():
+        pixels = to_lite_pixels(read_image(item.path), run.net.config.image_size, "t")[None]
+        expected = fresh.image_prefix(pixels)[0]
+        torch.testing.assert_close(run.train_img[0, 0].float(), expected, atol=2e-2, rtol=1e-2)
+        text = item.captions[0] if item.captions else "a photo"
+        batch = fresh.tokenize([text])
+        hidden = fresh.text_prefix(**batch)[0]
+        from rsvlm.train.contrastive import _text_batch
+
+        cached, _ = _text_batch(run.text_cache, np.array([run.text_index[text]]))
+        torch.testing.assert_close(cached[0], hidden, atol=2e-2, rtol=1e-2)
+
+
 def test_loss_decreases_on_a_fixed_batch(fixtures: Path, tmp_path: Path) -> None:
     run = Run(fixture_config(fixtures, tmp_path / "run"), log=lambda _m: None)
     run.prepare()

@@ -105,6 +105,7 @@ class LiteCLIP(torch.nn.Module):
         for p in self.trainable_modules().parameters():
             p.requires_grad_(True)
         self.logit_scale.requires_grad_(True)
+        self.train()  # towers in eval mode from the start: cached prefixes must match inference
 
     # -- which parts train ---------------------------------------------------------------------------
     def trainable_modules(self) -> torch.nn.ModuleList:
@@ -245,13 +246,20 @@ class LiteModel:
             return self.net.encode_text(texts).float()
 
 
-def save_lite(net: LiteCLIP, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model.safetensors`` (trained tensors only) and ``config.json`` into ``folder``."""
+def save_lite(net: LiteCLIP, folder: str | Path, extra: dict[str, Any] | None = None, *, half: bool = False) -> Path:
+    """Write ``model.safetensors`` (trained tensors only) and ``config.json`` into ``folder``.
+
+    ``half`` stores floating tensors as float16 (how the shipped model stays small); they are cast back
+    to float32 when loaded.
+    """
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in net.trainable_state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).contiguous()
+        for k, v in net.trainable_state_dict().items()
+    }
     save_file(state, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"model": asdict(net.config), **(extra or {})}, indent=2) + "\n")
     return folder
@@ -294,7 +302,8 @@ def load_lite(folder: str | Path, name: str = "rsvlm-lite") -> LiteModel:
             f"{weights_path}: tensors do not match config.json ({len(missing)} missing, {len(extra)} unexpected"
             f"{', e.g. ' + (missing or extra)[0] if missing or extra else ''})"
         )
-    net.load_state_dict(state, strict=False)
+    own = net.state_dict()
+    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
     net.eval()
     net.image_net.to(memory_format=torch.channels_last)
     digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()[:16]

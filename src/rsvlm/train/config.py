@@ -70,11 +70,17 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     output: str = "runs/contrastive"
+    cache_dir: str | None = None
+    """Where frozen-prefix features are cached (default: ``<output>/cache``). Runs that share data, image
+    size and frozen split can share it: entries are keyed by exactly what determines them."""
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the result; a resumed run must match it."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest({k: v for k, v in asdict(self).items() if k != "cache_dir"})
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _build(cls: type[T], data: Any, where: str) -> T:

@@ -29,7 +29,7 @@ from rsvlm.errors import RsvlmError
 from rsvlm.models.lite import LiteCLIP, LiteConfig, save_lite, to_lite_pixels
 from rsvlm.tasks.metrics import retrieval_recalls
 from rsvlm.train.augment import augment
-from rsvlm.train.config import TrainConfig
+from rsvlm.train.config import TrainConfig, digest
 from rsvlm.train.data import ImageItem, PairSet, build_pairs
 
 Log = Callable[[str], None]
@@ -172,13 +172,17 @@ class Run:
             f"{len(p.train)} training images ({sum(len(i.captions) for i in p.train)} captions, "
             f"{sum(i.label is not None for i in p.train)} labelled), {len(p.val)} validation, {p.excluded} excluded"
         )
-        cache = self.out / "cache"
-        key = fp
-        self.train_img = image_prefix_cache(
-            self.net, p.train, cfg.data.views, cfg.optim.seed, cache / f"train-images-{key}", self.log
+        cache = Path(cfg.cache_dir) if cfg.cache_dir else self.out / "cache"
+        m = self.net.config
+        image_key = digest(
+            [m.image_size, m.image_trainable_blocks, cfg.data.views, cfg.optim.seed, [str(it.path) for it in p.train]]
         )
+        self.train_img = image_prefix_cache(
+            self.net, p.train, cfg.data.views, cfg.optim.seed, cache / f"train-images-{image_key}", self.log
+        )
+        val_key = digest([m.image_size, m.image_trainable_blocks, [str(it.path) for it in p.val]])
         self.val_img = (
-            image_prefix_cache(self.net, p.val, 1, cfg.optim.seed, cache / f"val-images-{key}", self.log)
+            image_prefix_cache(self.net, p.val, 1, cfg.optim.seed, cache / f"val-images-{val_key}", self.log)
             if p.val
             else None
         )
@@ -188,7 +192,8 @@ class Run:
         prompts = [t.format(c) for ts in p.templates.values() for t in ts for c in classes]
         texts = sorted(set(texts) | set(prompts))
         self.text_index = {t: i for i, t in enumerate(texts)}
-        self.text_cache = text_prefix_cache(self.net, texts, cache / f"texts-{key}.safetensors", self.log)
+        text_key = digest([m.text_trainable_layers, m.text_max_length, texts])
+        self.text_cache = text_prefix_cache(self.net, texts, cache / f"texts-{text_key}.safetensors", self.log)
         self.class_ids = {c: i for i, c in enumerate(classes)}
         self.prompt_ids = {
             c: [self.text_index[t.format(c)] for ts in p.templates.values() for t in ts] for c in classes
@@ -208,7 +213,7 @@ class Run:
                 groups.append(-1 - self.class_ids[item.label])  # same class ⇒ not a negative
             else:
                 text_ids.append(int(rng.choice(self.caption_ids[r])))
-                groups.append(int(r))
+                groups.append(text_ids[-1])  # the same sentence for two images is not a negative
         return np.array(views), np.array(text_ids), np.array(groups)
 
     def _optimizer(self) -> torch.optim.Optimizer:
