@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: what rsvlm can do today, on real data. It inspects every real dataset in ../shared/data
-# (scene classification, captions, VQA, boxes, multispectral rasters). Without ../shared it says so and
+# (scene classification, captions, VQA, boxes, multispectral rasters), classifies held-out scenes with
+# the shipped default model, and reproduces a published zero-shot result from released embeddings. Without ../shared it says so and
 # inspects the seeded fixtures that the tests use instead.
 set -euo pipefail
 SHARED=${SHARED:-../shared/data}
@@ -18,6 +19,12 @@ if [ -f "$SHARED/README.md" ]; then
   run data info "$SHARED/neon_trees"
   run data info "$SHARED/landsat7/L7_ETMs.tif"
   run data info "$SHARED/neon_trees/OSBS_029.tif"
+  # zero-shot labels from the shipped default model, on RSICD test images it never trained on
+  run classify "$SHARED/aid/Airport/airport_348.jpg" "$SHARED/aid/Beach/beach_388.jpg" \
+      "$SHARED/aid/Forest/forest_54.jpg" --labels "airport,beach,forest,river,farmland,industrial area"
+  # reproduce a published zero-shot number from released embeddings, inductive and transductive
+  run eval zeroshot --embeddings "$SHARED/golden/whurs19/results/WHURS19/RemoteCLIP/ViT-B-32"
+  run eval zeroshot --embeddings "$SHARED/golden/whurs19/results/WHURS19/CLIP/ViT-B-32" --transductive
 else
   echo "No real data at $SHARED: showing the seeded test fixtures instead (see README, 'Data')."
   out=$(mktemp -d)
@@ -28,4 +35,5 @@ else
   run data info "$out/rsvqa"
   run data info "$out/voc"
   run data info "$out/rasters/s2_4band.tif"
+  run classify "$out/scene_folder/Airport/airport_1.jpg" --labels "airport,forest,river"
 fi

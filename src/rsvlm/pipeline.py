@@ -113,6 +113,23 @@ def rich_progress(description: str) -> tuple[Any, Progress]:
     return bar, lambda done, total: bar.update(task, completed=done, total=total)
 
 
+def _load(model_name: str | None, weights: Path | None, download: bool) -> ContrastiveModel:
+    from rsvlm.models.openclip import load_contrastive
+
+    loaded: ContrastiveModel = load_contrastive(model_name, weights, download=download)
+    return loaded
+
+
+def _embed_with_progress(
+    model: ContrastiveModel, paths: Sequence[Path], batch_size: int, cache_dir: Path | None, show: bool
+) -> npt.NDArray[np.float32]:
+    if not show:
+        return embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir)
+    bar, callback = rich_progress("embedding images")
+    with bar:
+        return embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir, progress=callback)
+
+
 def embed_scene_dataset(
     model_name: str | None,
     data: Path,
@@ -133,10 +150,7 @@ def embed_scene_dataset(
     from rsvlm.tasks.embeddings import EmbeddingSet
     from rsvlm.tasks.templates import load_templates
 
-    if model is None:
-        from rsvlm.models.openclip import load_contrastive
-
-        model = load_contrastive(model_name, weights, download=download)
+    model = model or _load(model_name, weights, download)
     dataset = open_dataset(data, images=images, split=split, class_names=class_names)
     records = [r for r in dataset.records if r.label is not None and r.image_path is not None]
     if not records:
@@ -145,12 +159,7 @@ def embed_scene_dataset(
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[r.label] for r in records if r.label is not None], dtype=np.int64)
     paths = [r.image_path for r in records if r.image_path is not None]
-    if show_progress:
-        bar, callback = rich_progress("embedding images")
-        with bar:
-            vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir, progress=callback)
-    else:
-        vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir)
+    vectors = _embed_with_progress(model, paths, batch_size, cache_dir, show_progress)
     readable = [dataset.class_names[c] for c in classes]
     texts = class_text_embeddings(model, readable, load_templates(templates))
     source = {"model": model.name, "data": str(data), "split": split, "templates": templates}
@@ -173,10 +182,7 @@ def embed_caption_dataset(
     """Image embeddings, caption embeddings and the caption → image index of a caption set."""
     from rsvlm.data.registry import open_dataset
 
-    if model is None:
-        from rsvlm.models.openclip import load_contrastive
-
-        model = load_contrastive(model_name, weights, download=download)
+    model = model or _load(model_name, weights, download)
     dataset = open_dataset(data, images=images, split=split)
     records = [r for r in dataset.records if r.captions and r.image_path is not None]
     if not records:
@@ -184,12 +190,7 @@ def embed_caption_dataset(
     paths = [r.image_path for r in records if r.image_path is not None]
     captions = [c for r in records for c in r.captions]
     owner = np.array([i for i, r in enumerate(records) for _ in r.captions], dtype=np.int64)
-    if show_progress:
-        bar, callback = rich_progress("embedding images")
-        with bar:
-            vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir, progress=callback)
-    else:
-        vectors = embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir)
+    vectors = _embed_with_progress(model, paths, batch_size, cache_dir, show_progress)
     texts = embed_texts(model, captions)
     source = {
         "model": model.name,

@@ -98,7 +98,7 @@ LITE = ModelSpec(
     mean=(0.5, 0.5, 0.5),
     std=(0.5, 0.5, 0.5),
     trained_on=("RSICD-train", "AID"),
-    licence="Apache-2.0 (EfficientNet-Lite0 weights: Apache-2.0; all-MiniLM-L6-v2: Apache-2.0)",
+    licence="Apache-2.0 (EfficientNet-Lite0 weights: Apache-2.0; all-MiniLM-L6-v2: Apache-2.0, packaged under MIT)",
     citation="rsvlm (this project); towers: Tan & Le 2019 (EfficientNet), Wang et al. 2020 (MiniLM)",
 )
 
