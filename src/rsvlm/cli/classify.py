@@ -41,7 +41,7 @@ def classify(
         list(class_text_embeddings(clip, [readable(n) for n in names], load_templates(templates)).values())
     )
     vectors = embed_images(clip, images, use_cache=False)
-    logits = 100.0 * vectors @ texts.T
+    logits = float(getattr(clip, "logit_scale", 100.0)) * vectors @ texts.T  # the model's own temperature
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     for path, p in zip(images, probs, strict=True):

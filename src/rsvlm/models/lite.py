@@ -228,6 +228,11 @@ class LiteModel:
     def preprocess_id(self) -> str:
         return f"resize{self.net.config.image_size}-bilinear-scale-1to1"
 
+    @property
+    def logit_scale(self) -> float:
+        """The learned inverse temperature: turns cosine similarities into calibrated class probabilities."""
+        return float(self.net.logit_scale.detach().exp())
+
     def preprocess(self, image: RasterImage) -> torch.Tensor:
         return to_lite_pixels(image, self.net.config.image_size, self.name)
 

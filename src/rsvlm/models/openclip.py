@@ -65,6 +65,11 @@ class OpenClipModel:
     preprocess_id: str
     weights_id: str
 
+    @property
+    def logit_scale(self) -> float:
+        """The learned inverse temperature (100 for the released CLIP-family weights)."""
+        return float(self.model.logit_scale.detach().exp().clamp(max=100.0))
+
     def preprocess(self, image: RasterImage) -> torch.Tensor:
         from rsvlm.models.preprocess import to_pil_rgb
 
