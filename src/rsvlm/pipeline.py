@@ -163,7 +163,8 @@ def embed_scene_dataset(
     readable = [dataset.class_names[c] for c in classes]
     texts = class_text_embeddings(model, readable, load_templates(templates))
     source = {"model": model.name, "data": str(data), "split": split, "templates": templates}
-    return EmbeddingSet(vectors, labels, texts, readable, source=str(data)), source
+    splits = [r.split for r in records]
+    return EmbeddingSet(vectors, labels, texts, readable, source=str(data), splits=splits), source
 
 
 def embed_caption_dataset(

@@ -191,7 +191,6 @@ def linear_probe(
         emb = load_embedding_dir(embeddings)
         source: dict[str, Any] = {"embeddings": str(embeddings)}
     else:
-        from rsvlm.data.registry import open_dataset
         from rsvlm.pipeline import embed_scene_dataset
 
         assert data is not None
@@ -204,10 +203,9 @@ def linear_probe(
             cache_dir=cache_dir,
             batch_size=batch_size,
         )
-        splits = [r.split for r in open_dataset(data, images=images).records if r.label is not None]
-        if {"train", "test"} <= set(s for s in splits if s):
-            split_train = np.flatnonzero(np.array([s == "train" for s in splits]))
-            split_test = np.flatnonzero(np.array([s == "test" for s in splits]))
+        if {"train", "test"} <= {s for s in emb.splits if s}:
+            split_train = np.flatnonzero(np.array([s == "train" for s in emb.splits]))
+            split_test = np.flatnonzero(np.array([s == "test" for s in emb.splits]))
     if split_train is None or split_test is None:
         split_train, split_test = stratified_split(emb.labels, test_fraction, seed=0)
         source["split"] = f"stratified, {test_fraction:.0%} test, seed 0"

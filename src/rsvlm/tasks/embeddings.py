@@ -51,6 +51,18 @@ def load_tensor(path: Path) -> npt.NDArray[Any]:
     return array
 
 
+_NEEDS = "an embeddings folder needs images, classes, texts_*"
+_RETRIEVAL_NEEDS = "retrieval embeddings need images, captions, caption_image"
+
+
+def _pick(folder: Path, stem: str, needs: str) -> Path:
+    """``<stem>.safetensors`` or ``<stem>.pt`` in ``folder``."""
+    for suffix in (".safetensors", ".pt"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    raise DataError(folder / f"{stem}.pt", "file not found", needs)
+
+
 def template_from_filename(stem: str) -> str:
     """``texts_a_satellite_photo_of_a`` → ``a satellite photo of a``."""
     return stem.removeprefix("texts_").replace("_", " ")
@@ -85,6 +97,8 @@ class EmbeddingSet:
     class_names: list[str]
     source: str = ""
     dtypes: dict[str, str] = field(default_factory=dict)
+    splits: list[str | None] = field(default_factory=list)
+    """Dataset split of each image, when the embeddings come from a dataset with splits."""
 
     @property
     def templates(self) -> list[str]:
@@ -120,14 +134,8 @@ def load_embedding_dir(folder: str | Path, class_names: list[str] | None = None)
     if not folder.is_dir():
         raise DataError(folder, "embeddings folder not found", "check the path")
 
-    def pick(stem: str) -> Path:
-        for suffix in (".safetensors", ".pt"):
-            if (folder / f"{stem}{suffix}").is_file():
-                return folder / f"{stem}{suffix}"
-        raise DataError(folder / f"{stem}.pt", "file not found", "an embeddings folder needs images, classes, texts_*")
-
-    raw_images = load_tensor(pick("images"))
-    labels = load_tensor(pick("classes")).astype(np.int64)
+    raw_images = load_tensor(_pick(folder, "images", _NEEDS))
+    labels = load_tensor(_pick(folder, "classes", _NEEDS)).astype(np.int64)
     if raw_images.ndim != 2 or labels.shape != (raw_images.shape[0],):
         raise DataError(folder, f"images {raw_images.shape} and classes {labels.shape} do not match")
     text_files = sorted({p.stem: p for p in folder.glob("texts_*") if p.suffix in (".pt", ".safetensors")}.values())
@@ -169,17 +177,9 @@ def load_retrieval_dir(
     """Retrieval embeddings: ``images``, ``captions`` and ``caption_image`` (index of each caption's image)."""
     folder = Path(folder)
 
-    def pick(stem: str) -> Path:
-        for suffix in (".safetensors", ".pt"):
-            if (folder / f"{stem}{suffix}").is_file():
-                return folder / f"{stem}{suffix}"
-        raise DataError(
-            folder / f"{stem}.pt", "file not found", "retrieval embeddings need images, captions, caption_image"
-        )
-
-    images = l2_normalise(load_tensor(pick("images")))
-    captions = l2_normalise(load_tensor(pick("captions")))
-    owner = load_tensor(pick("caption_image")).astype(np.int64)
+    images = l2_normalise(load_tensor(_pick(folder, "images", _RETRIEVAL_NEEDS)))
+    captions = l2_normalise(load_tensor(_pick(folder, "captions", _RETRIEVAL_NEEDS)))
+    owner = load_tensor(_pick(folder, "caption_image", _RETRIEVAL_NEEDS)).astype(np.int64)
     if owner.shape != (captions.shape[0],) or owner.min() < 0 or owner.max() >= images.shape[0]:
         raise DataError(folder, "caption_image must give one valid image index per caption")
     return images, captions, owner
