@@ -137,3 +137,27 @@ def render_result(result: dict[str, Any]) -> None:
                 [[c, "-" if v is None else f"{v:.1f}"] for c, v in per_class.items()],
             )
         )
+
+
+def _flatten(prefix: str, value: Any, out: list[list[Any]]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, float):
+        out.append([prefix, f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"])
+    else:
+        out.append([prefix, str(value)])
+
+
+def render_chat_report(report: dict[str, Any]) -> None:
+    """Metrics of a chat-task run, with the full protocol it was scored under (prompts, matching rules)."""
+    import json
+
+    console = Console()
+    rows: list[list[Any]] = []
+    _flatten("", report.get("metrics", {}), rows)
+    title = f"{report.get('task')} · {report['model']['name']} · n={report.get('n')}"
+    console.print(_table(title, ["metric", "value"], rows))
+    console.print(f"protocol: {json.dumps(report.get('protocol'), sort_keys=True)}", soft_wrap=True, markup=False)
+    console.print(f"data: {json.dumps(report.get('data'), sort_keys=True)}", soft_wrap=True, markup=False)
+    console.print(f"run folder: {report.get('output')} (rerun the same command to resume)", markup=False)

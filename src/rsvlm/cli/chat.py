@@ -1,0 +1,139 @@
+"""Chat-model commands: ``rsvlm ask``, ``rsvlm caption`` and the ``rsvlm eval <chat task>`` family."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from rsvlm.errors import RsvlmError
+
+if TYPE_CHECKING:
+    from rsvlm.models.chat.protocol import ChatModel
+
+ChatModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Chat model: a registered name (see `rsvlm models`) or a local model folder."),
+]
+ChatWeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local folder holding the named model.")]
+MaxTokensOpt = Annotated[int, typer.Option("--max-new-tokens", help="Longest answer, in tokens.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+CHAT_TASKS = ("caption", "vqa", "grounding", "counting", "chat-classify")
+
+
+def load_chat_model(model: str | None, weights: Path | None) -> ChatModel:
+    if model is None and weights is None:
+        raise RsvlmError("no chat model given: pass --model NAME|FOLDER (and --weights FOLDER for a registered name)")
+    from rsvlm.models.chat.registry import load_chat
+
+    return load_chat(model if model is not None else str(weights), weights=weights)
+
+
+def ask(
+    image: Annotated[Path, typer.Argument(help="Image file (JPEG, PNG, GeoTIFF …).")],
+    question: Annotated[str, typer.Argument(help="What to ask about the image.")],
+    model: ChatModelOpt = None,
+    weights: ChatWeightsOpt = None,
+    max_new_tokens: MaxTokensOpt = 64,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a chat model one question about one image (greedy, deterministic)."""
+    from rsvlm.data.raster import read_image
+    from rsvlm.models.chat.protocol import ChatRequest, GenerationConfig
+
+    pixels = read_image(image)  # a bad image fails before the (slow) model load
+    chat = load_chat_model(model, weights)
+    answer = chat.generate([ChatRequest.ask(pixels, question)], GenerationConfig(max_new_tokens=max_new_tokens))[0]
+    if as_json:
+        typer.echo(json.dumps({"image": str(image), "question": question, "answer": answer, "model": chat.name}))
+    else:
+        typer.echo(answer)
+
+
+def caption(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    model: ChatModelOpt = None,
+    weights: ChatWeightsOpt = None,
+    max_new_tokens: MaxTokensOpt = 48,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per generation batch.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, one per image.")] = False,
+) -> None:
+    """Describe images with a chat model, using the captioning protocol's prompt for its family."""
+    from rsvlm.data.raster import read_image
+    from rsvlm.data.sample import Sample
+    from rsvlm.models.chat.protocol import ChatRequest, GenerationConfig
+    from rsvlm.tasks.chat.registry import make_task
+
+    chat = load_chat_model(model, weights)
+    task = make_task("caption")
+    config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    for start in range(0, len(images), batch_size):
+        paths = images[start : start + batch_size]
+        requests = [
+            ChatRequest.ask(read_image(p), task.prompt(Sample(id=p.name, image_path=p), chat.family)) for p in paths
+        ]
+        for path, text in zip(paths, chat.generate(requests, config), strict=True):
+            typer.echo(json.dumps({"image": str(path), "caption": text}) if as_json else f"{path}\t{text}")
+
+
+def _eval_command(task_name: str) -> Any:
+    def command(
+        data: Annotated[Path, typer.Option("--data", help="Dataset path (any format of `rsvlm data formats`).")],
+        model: ChatModelOpt = None,
+        weights: ChatWeightsOpt = None,
+        images: Annotated[Path | None, typer.Option("--images", help="Images folder, if not beside the data.")] = None,
+        split: Annotated[str | None, typer.Option("--split", help="Dataset split to evaluate.")] = None,
+        data_format: Annotated[str | None, typer.Option("--format", help="Dataset format (else detected).")] = None,
+        limit: Annotated[int | None, typer.Option("--limit", help="Only the first N usable samples.")] = None,
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="Run folder (predictions, metrics); rerun to resume. Default: runs/eval/…"),
+        ] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Requests per generation batch.")] = 8,
+        max_new_tokens: MaxTokensOpt = 64,
+        as_json: JsonOpt = False,
+    ) -> None:
+        from rsvlm.data.registry import open_dataset
+        from rsvlm.models.chat.protocol import GenerationConfig
+        from rsvlm.tasks.chat.registry import make_task
+        from rsvlm.tasks.chat_eval import evaluate_chat
+
+        dataset = open_dataset(data, format=data_format, images=images, split=split)
+        task = make_task(task_name, dataset)
+        chat = load_chat_model(model, weights)
+        folder = out or Path("runs") / "eval" / task_name / _slug(chat.name) / _slug(f"{data.name}-{split or 'all'}")
+        config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
+        report = evaluate_chat(chat, task, dataset, folder, limit=limit, config=config, progress=_progress(as_json))
+        if as_json:
+            typer.echo(json.dumps(report, default=str))
+        else:
+            from rsvlm.cli.render import render_chat_report
+
+            render_chat_report(report)
+
+    command.__doc__ = f"Evaluate a chat model on the {task_name} task (versioned protocol; resumable run folder)."
+    return command
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "run"
+
+
+def _progress(quiet: bool) -> Any:
+    import sys
+
+    def report(done: int, total: int) -> None:
+        if not quiet:
+            print(f"\r{done}/{total} samples", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    return report
+
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    app.command("ask")(ask)
+    app.command("caption")(caption)
+    for name in CHAT_TASKS:
+        eval_app.command(name)(_eval_command(name))
