@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/embed_overhead.py
 	$(BIN)/python benchmarks/lite_speed.py
 	$(BIN)/python benchmarks/lite_quality.py
+	$(BIN)/python benchmarks/chat_baselines.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

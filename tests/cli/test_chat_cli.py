@@ -105,3 +105,21 @@ def test_killed_run_resumes_to_identical_metrics(
     assert resumed.returncode == 0, resumed.stderr
     assert _metrics(json.loads(resumed.stdout)) == _metrics(json.loads(whole.stdout))
     assert log.read_text().count("\n") == 60
+
+
+def test_grounding_and_counting_runs(
+    folders: dict[str, Path], fixtures: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    model: list[str | Path] = ["--model", folders["qwen2_vl"], "--max-new-tokens", "12", "--json"]
+    grounding = rsvlm(env, "eval", "grounding", "--data", fixtures / "rsvg", "--out", tmp_path / "g", *model)
+    assert grounding.returncode == 0, grounding.stderr
+    report = json.loads(grounding.stdout)
+    assert report["n"] == 2 and report["model"]["box_format"] == "qwen-1000"
+    assert {"acc@0.5", "acc@0.25", "mean_iou", "unparseable"} <= set(report["metrics"])
+    counting = rsvlm(
+        env, "eval", "counting", "--data", fixtures / "voc", "-o", "object_name=trees", "--out", tmp_path / "c", *model
+    )
+    assert counting.returncode == 0, counting.stderr
+    assert json.loads(counting.stdout)["protocol"]["object_name"] == "trees"
+    bad = rsvlm(env, "eval", "counting", "--data", fixtures / "voc", "-o", "colour=red", *model)
+    assert bad.returncode == 2 and "colour" in bad.stderr

@@ -168,8 +168,11 @@ def test_models_command_lists_registry() -> None:
         [sys.executable, "-m", "rsvlm", "models", "--json"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0
-    listed = {row["name"]: row for row in json.loads(result.stdout)}
+    rows = json.loads(result.stdout)
+    listed = {row["name"]: row for row in rows if row["kind"] == "contrastive"}
     assert set(listed) == set(MODELS)
+    chat = {row["name"]: row for row in rows if row["kind"] == "chat"}
+    assert chat["geochat-7b"]["box_format"] == "geochat-100" and chat["geochat-7b"]["layout"] == "llava-repo"
     assert (
         listed["skyclip-vit-l-14"]["activation"] == "QuickGELU" and listed["skyclip-vit-l-14"]["layout"] == "training"
     )

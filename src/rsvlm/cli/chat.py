@@ -94,6 +94,14 @@ def _eval_command(task_name: str) -> Any:
         ] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Requests per generation batch.")] = 8,
         max_new_tokens: MaxTokensOpt = 64,
+        option: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--option",
+                "-o",
+                help="Task option KEY=VALUE, repeatable: protocol=ID|FILE (all tasks), object_name=trees (counting).",
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         from rsvlm.data.registry import open_dataset
@@ -102,7 +110,7 @@ def _eval_command(task_name: str) -> Any:
         from rsvlm.tasks.chat_eval import evaluate_chat
 
         dataset = open_dataset(data, format=data_format, images=images, split=split)
-        task = make_task(task_name, dataset)
+        task = make_task(task_name, dataset, **_options(option or []))
         chat = load_chat_model(model, weights)
         folder = out or Path("runs") / "eval" / task_name / _slug(chat.name) / _slug(f"{data.name}-{split or 'all'}")
         config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -116,6 +124,16 @@ def _eval_command(task_name: str) -> Any:
 
     command.__doc__ = f"Evaluate a chat model on the {task_name} task (versioned protocol; resumable run folder)."
     return command
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RsvlmError(f"--option {pair!r}: expected KEY=VALUE, e.g. object_name=trees")
+        options[key.strip()] = value.strip()
+    return options
 
 
 def _slug(text: str) -> str:

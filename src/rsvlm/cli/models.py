@@ -33,8 +33,23 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 "description": spec.description,
             }
         )
+    from rsvlm.models.chat.registry import CHAT_MODELS
+
+    chat_rows = [
+        {
+            "name": c.name,
+            "kind": "chat",
+            "family": c.family,
+            "layout": c.layout,
+            "box_format": c.box_format,
+            "source": f"hf:{c.hub_id}",
+            "licence": c.licence,
+            "description": c.description,
+        }
+        for c in CHAT_MODELS.values()
+    ]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps([{"kind": "contrastive", **r} for r in rows] + chat_rows, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -45,3 +60,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     for r in rows:
         table.add_row(*(str(r[c] or "-") for c in ("name", "arch", "activation", "weights", "source", "local")))
     Console().print(table)
+    chat = Table(title="chat models (download the release yourself; --model NAME --weights FOLDER, or --model FOLDER)")
+    for col in ("name", "family", "layout", "box_format", "source"):
+        chat.add_column(col, overflow="fold", no_wrap=col == "name")
+    for c in chat_rows:
+        chat.add_row(*(str(c[k]) for k in ("name", "family", "layout", "box_format", "source")))
+    Console().print(chat)

@@ -58,3 +58,12 @@ def test_real_neon_trees(shared_data: Path) -> None:
     sample = ds[ds.records.index(osbs)]
     assert sample.image is not None and sample.image.geo is not None  # the GeoTIFF carries its CRS
     assert sample.geo is not None and sample.geo.crs == "EPSG:32617"
+
+
+def test_described_objects_become_grounding_samples(fixtures: Path) -> None:
+    ds = VocDataset(fixtures / "rsvg")
+    assert [r.id for r in ds.records] == ["scene_1#0", "scene_1#1"]
+    car = ds.records[1]
+    assert car.question == "the car at the lower right"
+    assert car.boxes is not None and car.boxes.labels == ("vehicle",)
+    np.testing.assert_array_equal(car.boxes.xyxy, [[50, 20, 70, 36]])

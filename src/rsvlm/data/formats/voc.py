@@ -1,7 +1,9 @@
 """Object boxes in Pascal-VOC XML, one file per image (NEON trees via DeepForest, DIOR, many labelImg sets).
 
 Accepts a folder of XML files with the images beside them, the VOC layout (``Annotations/`` +
-``JPEGImages/``), or a single XML file. Rotated boxes in the roLabelImg extension (``<robndbox>`` with
+``JPEGImages/``), or a single XML file. Objects that carry a ``<description>`` (the referring expressions
+of visual-grounding sets such as DIOR-RSVG) become one grounding sample each: the expression as the
+question and that object's box as the target. Rotated boxes in the roLabelImg extension (``<robndbox>`` with
 centre, size and angle in radians) are kept with their angle. XML is parsed with defusedxml: a file
 that declares a DTD or entities is refused, so annotation files cannot read local files or expand bombs.
 """
@@ -20,8 +22,8 @@ from rsvlm.data.sample import Boxes, Sample
 from rsvlm.errors import AnnotationError
 
 
-def parse_voc_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, Boxes]:
-    """File name, (width, height) and boxes of one VOC annotation."""
+def parse_voc_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, Boxes, tuple[str | None, ...]]:
+    """File name, (width, height), boxes and each box's referring expression (or None) of one annotation."""
     import defusedxml.ElementTree as SafeET
     from defusedxml import DefusedXmlException
 
@@ -46,6 +48,7 @@ def parse_voc_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, Boxes
     coords: list[list[float]] = []
     angles: list[float] = []
     labels: list[str] = []
+    descriptions: list[str | None] = []
     for k, obj in enumerate(root.iter("object")):
         name = (obj.findtext("name") or "").strip()
         if not name:
@@ -54,10 +57,11 @@ def parse_voc_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, Boxes
         coords.append(box)
         angles.append(angle)
         labels.append(name)
+        descriptions.append((obj.findtext("description") or "").strip() or None)
     xyxy = np.asarray(coords, dtype=np.float64).reshape(-1, 4)
     rotated = any(a != 0.0 for a in angles)
     boxes = Boxes(xyxy, tuple(labels), np.asarray(angles, dtype=np.float64) if rotated else None)
-    return (root.findtext("filename") or "").strip() or None, size, boxes
+    return (root.findtext("filename") or "").strip() or None, size, boxes, tuple(descriptions)
 
 
 def _number(path: Path, text: str | None, what: str) -> float:
@@ -112,14 +116,16 @@ class VocDataset(Dataset):
                 by_stem.setdefault(p.stem, []).append(p)
         records: list[Sample] = []
         for xml in xml_files:
-            filename, size, boxes = parse_voc_xml(xml)
+            filename, size, boxes, descriptions = parse_voc_xml(xml)
             image = self._find_image(xml, filename, search, by_stem)
             if image is None:
                 self.unmatched.append(Unmatched(None, filename or xml.name, "image not found", len(boxes)))
                 continue
-            records.append(
-                Sample(id=xml.stem, image_path=image, boxes=boxes, meta={"annotation": str(xml), "size": size})
-            )
+            meta = {"annotation": str(xml), "size": size}
+            if any(descriptions):
+                records.extend(_referring_samples(xml.stem, image, boxes, descriptions, meta))
+            else:
+                records.append(Sample(id=xml.stem, image_path=image, boxes=boxes, meta=meta))
         return records
 
     def _find_image(
@@ -135,3 +141,17 @@ class VocDataset(Dataset):
         if filename:
             self.notes.append(f"{xml.name}: names {filename}, which is absent; using {candidates[0].name}")
         return candidates[0]
+
+
+def _referring_samples(
+    stem: str, image: Path, boxes: Boxes, descriptions: tuple[str | None, ...], meta: dict[str, Any]
+) -> list[Sample]:
+    """One grounding sample per described object (id ``<file>#<object index>``)."""
+    out = []
+    for k, text in enumerate(descriptions):
+        if text is None:
+            continue
+        angles = None if boxes.angles is None else boxes.angles[k : k + 1]
+        one = Boxes(boxes.xyxy[k : k + 1], boxes.labels[k : k + 1], angles)
+        out.append(Sample(id=f"{stem}#{k}", image_path=image, boxes=one, question=text, meta=meta))
+    return out
