@@ -123,3 +123,18 @@ def test_grounding_and_counting_runs(
     assert json.loads(counting.stdout)["protocol"]["object_name"] == "trees"
     bad = rsvlm(env, "eval", "counting", "--data", fixtures / "voc", "-o", "colour=red", *model)
     assert bad.returncode == 2 and "colour" in bad.stderr
+
+
+def test_subset_keeps_only_listed_images(
+    folders: dict[str, Path], fixtures: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    subset = tmp_path / "heldout.txt"
+    subset.write_text("1.png\n")
+    args: list[str | Path] = ["eval", "vqa", "--model", folders["llava"], "--data", fixtures / "rsvqa"]
+    run = rsvlm(env, *args, "--subset", subset, "--out", tmp_path / "run", "--max-new-tokens", "4", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["n"] == 4  # the four questions of image 1 only
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    refused = rsvlm(env, *args, "--subset", empty)
+    assert refused.returncode == 2 and "empty" in refused.stderr

@@ -88,6 +88,10 @@ def _eval_command(task_name: str) -> Any:
         split: Annotated[str | None, typer.Option("--split", help="Dataset split to evaluate.")] = None,
         data_format: Annotated[str | None, typer.Option("--format", help="Dataset format (else detected).")] = None,
         limit: Annotated[int | None, typer.Option("--limit", help="Only the first N usable samples.")] = None,
+        subset: Annotated[
+            Path | None,
+            typer.Option("--subset", help="Text file of image names or sample ids to keep (e.g. heldout/lr.txt)."),
+        ] = None,
         out: Annotated[
             Path | None,
             typer.Option("--out", help="Run folder (predictions, metrics); rerun to resume. Default: runs/eval/…"),
@@ -112,9 +116,14 @@ def _eval_command(task_name: str) -> Any:
         dataset = open_dataset(data, format=data_format, images=images, split=split)
         task = make_task(task_name, dataset, **_options(option or []))
         chat = load_chat_model(model, weights)
-        folder = out or Path("runs") / "eval" / task_name / _slug(chat.name) / _slug(f"{data.name}-{split or 'all'}")
+        folder = out or Path("runs") / "eval" / task_name / _slug(chat.name) / _slug(
+            f"{data.name}-{split or 'all'}{'-' + subset.stem if subset else ''}"
+        )
         config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
-        report = evaluate_chat(chat, task, dataset, folder, limit=limit, config=config, progress=_progress(as_json))
+        keep = _read_subset(subset) if subset is not None else None
+        report = evaluate_chat(
+            chat, task, dataset, folder, limit=limit, subset=keep, config=config, progress=_progress(as_json)
+        )
         if as_json:
             typer.echo(json.dumps(report, default=str))
         else:
@@ -124,6 +133,15 @@ def _eval_command(task_name: str) -> Any:
 
     command.__doc__ = f"Evaluate a chat model on the {task_name} task (versioned protocol; resumable run folder)."
     return command
+
+
+def _read_subset(path: Path) -> set[str]:
+    if not path.is_file():
+        raise RsvlmError(f"{path}: subset file not found (one image name or sample id per line)")
+    names = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    if not names:
+        raise RsvlmError(f"{path}: subset file is empty")
+    return names
 
 
 def _options(pairs: list[str]) -> dict[str, str]:

@@ -70,6 +70,25 @@ def info(
     _emit(summary, as_json)
 
 
+@app.command("instructions")
+def instructions(
+    config: Annotated[Path, typer.Option("--config", help="Build config (YAML): sources, task per source, splits.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (train.json, heldout/, manifest.json).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Build chat instruction data from labelled sets, with held-out images/regions for evaluation."""
+    from rsvlm.build.instructions import build_instructions, load_instruction_config
+
+    manifest = build_instructions(load_instruction_config(config), out)
+    if as_json:
+        typer.echo(json.dumps(manifest, indent=2, default=str))
+        return
+    typer.echo(f"{manifest['conversations']} conversations in {out / 'train.json'}: {manifest['per_task']}")
+    for src in manifest["sources"]:
+        held = len(src["split"].get("test", []))
+        typer.echo(f"  {src['name']} ({src['task']}): {src['conversations']} conversations, {held} images held out")
+
+
 def _emit(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -40,9 +40,18 @@ def annotations_digest(samples: list[Sample]) -> str:
     return h.hexdigest()[:16]
 
 
-def select_samples(task: ChatTask, dataset: Dataset, limit: int | None = None) -> list[tuple[int, Sample]]:
-    """(dataset index, sample) of every sample the task can score, in dataset order."""
-    chosen = [(i, s) for i, s in enumerate(dataset.records) if s.image_path is not None and task.accepts(s)]
+def select_samples(
+    task: ChatTask, dataset: Dataset, limit: int | None = None, subset: set[str] | None = None
+) -> list[tuple[int, Sample]]:
+    """(dataset index, sample) of every sample the task can score, in dataset order; ``subset`` keeps only
+    samples whose image file name or sample id it lists (e.g. the images an instruction set held out)."""
+    chosen = [
+        (i, s)
+        for i, s in enumerate(dataset.records)
+        if s.image_path is not None
+        and task.accepts(s)
+        and (subset is None or s.image_path.name in subset or s.id in subset)
+    ]
     if not chosen:
         raise RsvlmError(f"{dataset.root}: no samples usable for the {task.name} task; check --data/--format/--split")
     ids = [s.id for _, s in chosen]
@@ -58,6 +67,7 @@ def evaluate_chat(
     out: str | Path,
     *,
     limit: int | None = None,
+    subset: set[str] | None = None,
     config: GenerationConfig | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -66,7 +76,7 @@ def evaluate_chat(
     from rsvlm.models.chat.protocol import ChatRequest, GenerationConfig
 
     config = config or GenerationConfig()
-    chosen = select_samples(task, dataset, limit)
+    chosen = select_samples(task, dataset, limit, subset)
     samples = [s for _, s in chosen]
     header = {
         "rsvlm": __version__,

@@ -60,3 +60,19 @@ def parse_box(text: str, box_format: str, *, width: float, height: float) -> Pix
     if any(v < 0 or v > grid for v in values):
         return None
     return PixelBox.from_fractions(*(v / grid for v in values), width=width, height=height, angle=angle)
+
+
+def format_box(box: PixelBox, box_format: str, *, width: float, height: float) -> str:
+    """Write a pixel box the way a ``box_format`` model answers (the inverse of ``parse_box``), e.g. for
+    instruction data; rotated boxes keep their angle only where the convention has one (GeoChat)."""
+    check_box_format(box_format)
+    if box_format == "pixel":
+        return f"[{box.x1:.0f}, {box.y1:.0f}, {box.x2:.0f}, {box.y2:.0f}]"
+    grid = _GRID[box_format]
+    x1, x2 = (min(grid, max(0.0, v / width * grid)) for v in (box.x1, box.x2))
+    y1, y2 = (min(grid, max(0.0, v / height * grid)) for v in (box.y1, box.y2))
+    if box_format == "geochat-100":
+        return f"{{<{x1:.0f}><{y1:.0f}><{x2:.0f}><{y2:.0f}>|<{box.angle:.0f}>}}"
+    if box_format == "qwen-1000":
+        return f"<|box_start|>({x1:.0f},{y1:.0f}),({x2:.0f},{y2:.0f})<|box_end|>"
+    return f"[{x1:.3f}, {y1:.3f}, {x2:.3f}, {y2:.3f}]"
