@@ -29,3 +29,24 @@ def contrastive(
     console = Console(stderr=True)
     result = train_contrastive(cfg, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
     typer.echo(f"best model: {result['output']}/best (score {result['best']:.2f})")
+
+
+@app.command("chat")
+def chat(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML or JSON chat-training config.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (overrides the config).")] = None,
+) -> None:
+    """Instruction-tune the lite chat model (alignment layer, optional LoRA); rerun the command to resume."""
+    import dataclasses
+
+    from rich.console import Console
+
+    from rsvlm.train.chat import train_chat
+    from rsvlm.train.chat_config import load_chat_config
+
+    cfg = load_chat_config(config)
+    if output is not None:
+        cfg = dataclasses.replace(cfg, output=str(output))
+    console = Console(stderr=True)
+    result = train_chat(cfg, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    typer.echo(f"chat model: {result['final']} (load with rsvlm.models.chat.load_chat)")

@@ -3,7 +3,8 @@
 - ``llava``, ``llava_next``, ``qwen2_vl``: Hugging Face format (``model_type`` of a transformers config
   with ``text_config``/``vision_config``), run as they are;
 - ``llava-repo``: the original LLaVA repository's layout (a LLaMA config with ``mm_*`` keys, as GeoChat and
-  SkySenseGPT release it), converted once to ``llava`` by ``llava_repo.convert_llava_repo``.
+  SkySenseGPT release it), converted once to ``llava`` by ``llava_repo.convert_llava_repo``;
+- ``rsvlm-lite-chat``: rsvlm's own chat model (``format`` key; only trained tensors), run by ``lite_chat``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rsvlm.errors import RsvlmError
 
 HF_LAYOUTS = ("llava", "llava_next", "qwen2_vl")
 LLAVA_REPO = "llava-repo"
+LITE_CHAT = "rsvlm-lite-chat"
 LAYOUT_FAMILIES = {"llava": "llava", "llava_next": "llava-next", "qwen2_vl": "qwen2-vl"}
 """Family of a Hugging Face folder when nothing more specific is known."""
 
@@ -36,10 +38,12 @@ def read_model_config(folder: Path) -> dict[str, Any]:
 
 
 def detect_layout(folder: Path) -> str:
-    """``llava``, ``llava_next``, ``qwen2_vl`` or ``llava-repo``; anything else is an error."""
+    """``llava``, ``llava_next``, ``qwen2_vl``, ``llava-repo`` or ``rsvlm-lite-chat``; else an error."""
     from rsvlm.models.chat.llava_repo import is_llava_repo_config
 
     config = read_model_config(folder)
+    if config.get("format") == LITE_CHAT:
+        return LITE_CHAT
     if is_llava_repo_config(config):
         return LLAVA_REPO
     model_type = config.get("model_type")

@@ -29,9 +29,11 @@ BOX_FORMAT_BY_FAMILY = {
     "llava-next": "unit",
     "geochat": "geochat-100",
     "qwen2-vl": "qwen-1000",
+    "rsvlm": "unit",
 }
 """How each family writes boxes (``protocol.BOX_FORMATS``): LLaVA-1.5/NeXT as ``[x1, y1, x2, y2]`` in [0, 1];
-GeoChat as ``{<x1><y1><x2><y2>|θ}`` on a 0–100 grid; Qwen2-VL as ``(x1,y1),(x2,y2)`` on a 0–1000 grid."""
+GeoChat as ``{<x1><y1><x2><y2>|θ}`` on a 0–100 grid; Qwen2-VL as ``(x1,y1),(x2,y2)`` on a 0–1000 grid;
+rsvlm's own lite chat model as its instruction data writes them, in [0, 1]."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def load_chat(
     (``rsvlm.models.chat.hf.HALF_PRECISION_NOTE``).
     """
     from rsvlm.models.chat.cache import read_record
-    from rsvlm.models.chat.formats import LAYOUT_FAMILIES, LLAVA_REPO, detect_layout
+    from rsvlm.models.chat.formats import LAYOUT_FAMILIES, LITE_CHAT, LLAVA_REPO, detect_layout
     from rsvlm.models.chat.hf import load_hf_chat
     from rsvlm.models.chat.llava_repo import convert_llava_repo
 
@@ -179,6 +181,10 @@ def load_chat(
     layout = detect_layout(folder)
     name = spec.name if spec else folder.resolve().name
     family = family or (spec.family if spec else None)
+    if layout == LITE_CHAT:
+        from rsvlm.models.chat.lite_chat_model import load_lite_chat
+
+        return load_lite_chat(folder, name=name, device=device)
     if layout == LLAVA_REPO:
         folder = convert_llava_repo(folder, vision_tower=vision_tower, family=family, cache_dir=cache_dir)
     record = read_record(folder) or {}

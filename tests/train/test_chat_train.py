@@ -1,0 +1,103 @@
+"""``rsvlm train chat`` end to end: a tiny random Gemma-3, the real rsvlm-lite tower, real AID images."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rsvlm.errors import RsvlmError
+from rsvlm.models.chat.protocol import ChatRequest
+from rsvlm.models.chat.registry import load_chat
+from rsvlm.train.chat import train_chat
+from rsvlm.train.chat_config import ChatTrainConfig, chat_config_from_dict, load_chat_config
+from tests.models.chat.tiny_gemma import write_instructions, write_tiny_gemma
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("chat-train")
+    return {
+        "model": {"llm": str(write_tiny_gemma(root / "gemma")), "alignment": "mlp2x_gelu", "lora_rank": 2},
+        "data": {"train": str(write_instructions(root / "data", shared_data / "aid"))},
+        "optim": {"steps": 4, "batch_size": 3, "lr": 1e-2, "lora_lr": 1e-2, "warmup_steps": 1, "checkpoint_every": 2},
+        "cache_dir": str(root / "cache"),
+    }
+
+
+def _config(setup: dict[str, Any], output: Path) -> ChatTrainConfig:
+    return chat_config_from_dict({**setup, "output": str(output)})
+
+
+def test_trains_end_to_end_and_loads(setup: dict[str, Any], tmp_path: Path, shared_data: Path) -> None:
+    result = train_chat(_config(setup, tmp_path / "run"), log=lambda _m: None)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4] and all(x["loss"] > 0 for x in lines)
+    final = Path(result["final"])
+    assert {p.name for p in final.iterdir()} == {"config.json", "model.safetensors"}
+    model = load_chat(final)
+    from rsvlm.data.raster import read_image
+
+    answer = model.generate([ChatRequest.ask(read_image(shared_data / "aid/Beach/beach_1.jpg"), "Describe it.")])
+    assert isinstance(answer[0], str)
+
+
+def test_resume_after_interruption_gives_the_same_weights(setup: dict[str, Any], tmp_path: Path) -> None:
+    straight = train_chat(_config(setup, tmp_path / "straight"), log=lambda _m: None)
+
+    def interrupt(message: str) -> None:
+        if message.startswith("step 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_chat(_config(setup, tmp_path / "resumed"), log=interrupt)
+    assert json.loads((tmp_path / "resumed" / "last" / "state.json").read_text()) == {"step": 2}
+    messages: list[str] = []
+    resumed = train_chat(_config(setup, tmp_path / "resumed"), log=messages.append)
+    assert "resuming after step 2" in messages
+    a = load_file(str(Path(straight["final"]) / "model.safetensors"))
+    b = load_file(str(Path(resumed["final"]) / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_config_typos_and_changed_runs_are_errors(setup: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(RsvlmError, match=r"optim: unknown key\(s\) stepz"):
+        chat_config_from_dict({"optim": {"stepz": 3}})
+    with pytest.raises(RsvlmError, match=r"model: unknown key\(s\) alignmnet"):
+        chat_config_from_dict({"model": {"alignmnet": "linear"}})
+    with pytest.raises(RsvlmError, match="unknown alignment"):
+        train_chat(chat_config_from_dict({**setup, "model": {**setup["model"], "alignment": "mlp3"}}))
+    path = tmp_path / "c.yaml"
+    path.write_text("outptu: x\n")
+    with pytest.raises(RsvlmError, match=r"c.yaml: unknown key\(s\) outptu"):
+        load_chat_config(path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"fingerprint": "other"}))
+    with pytest.raises(RsvlmError, match="different config"):
+        train_chat(_config(setup, tmp_path / "run"), log=lambda _m: None)
+
+
+def test_cli_trains_from_a_config_file(setup: dict[str, Any], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rsvlm.cli.train import app
+
+    path = tmp_path / "chat.json"
+    optim = {**setup["optim"], "steps": 1}
+    path.write_text(json.dumps({**setup, "optim": optim, "output": str(tmp_path / "run")}))
+    result = CliRunner().invoke(app, ["chat", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
