@@ -1,0 +1,1 @@
+"""Dataset building: combining labelled sets into training data for chat models."""
