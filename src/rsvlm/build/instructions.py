@@ -19,13 +19,13 @@ import json
 import os
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rsvlm.data.sample import Boxes, Sample
 from rsvlm.errors import RsvlmError
-from rsvlm.train.config import CaptionSource
+from rsvlm.train.config import CaptionSource, check_keys, read_config_file
 
 TaskName = str
 
@@ -67,42 +67,25 @@ class InstructionConfig:
 
 def load_instruction_config(path: str | Path) -> InstructionConfig:
     """Read a YAML/JSON build config strictly: an unknown key is an error, not a silent default."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise RsvlmError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RsvlmError(f"{path}: cannot parse config ({str(exc).splitlines()[0]})") from None
-    top = _strict(InstructionConfig, data, path.name)
+    data = read_config_file(path)
+    top = check_keys(InstructionConfig, data, path.name)
     excludes = top.pop("exclude", None) or []
     top["exclude"] = tuple(
-        CaptionSource(**_strict(CaptionSource, e, f"{path.name}.exclude[{i}]")) for i, e in enumerate(excludes)
+        CaptionSource(**check_keys(CaptionSource, e, f"{path.name}.exclude[{i}]")) for i, e in enumerate(excludes)
     )
     sources = top.pop("sources", None)
     if not isinstance(sources, list) or not sources:
         raise RsvlmError(f"{path.name}: 'sources' must be a non-empty list")
     parsed = []
     for i, s in enumerate(sources):
-        kw = _strict(InstructionSource, s, f"{path.name}.sources[{i}]")
+        kw = check_keys(InstructionSource, s, f"{path.name}.sources[{i}]")
         if "test_images" in kw:
             kw["test_images"] = tuple(kw["test_images"])
         if kw.get("task") not in BUILDERS:
             raise RsvlmError(f"{path.name}.sources[{i}]: task must be one of {', '.join(BUILDERS)}")
         parsed.append(InstructionSource(**kw))
     return InstructionConfig(sources=tuple(parsed), **top)
-
-
-def _strict(cls: Any, data: Any, where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise RsvlmError(f"{where}: expected a mapping")
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise RsvlmError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return dict(data)
 
 
 @dataclass

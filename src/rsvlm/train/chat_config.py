@@ -10,14 +10,13 @@ Example::
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.lite_chat import LiteChatConfig
-from rsvlm.train.config import digest
+from rsvlm.train.config import check_keys, digest, read_config_file
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,7 @@ class ChatTrainConfig:
 
 
 def _section(cls: Any, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise RsvlmError(f"{where}: expected a mapping, got {type(data).__name__}")
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise RsvlmError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    data = check_keys(cls, data, where)
     if cls is LiteChatConfig:
         return LiteChatConfig.from_dict(data, where)
     try:
@@ -92,17 +86,4 @@ def chat_config_from_dict(data: Any, where: str = "config") -> ChatTrainConfig:
 
 def load_chat_config(path: str | Path) -> ChatTrainConfig:
     """Read a chat-training config (``.yaml``/``.yml`` or ``.json``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise RsvlmError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:
-        raise RsvlmError(f"{path}: cannot parse config ({str(exc).splitlines()[0]})") from None
-    return chat_config_from_dict(data, path.name)
+    return chat_config_from_dict(read_config_file(path), Path(path).name)

@@ -83,13 +83,19 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _build(cls: type[T], data: Any, where: str) -> T:
+def check_keys(cls: Any, data: Any, where: str) -> dict[str, Any]:
+    """``data`` as a dict whose keys are all fields of dataclass ``cls``: a typo is an error, never ignored."""
     if not isinstance(data, dict):
         raise RsvlmError(f"{where}: expected a mapping, got {type(data).__name__}")
-    allowed = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(allowed))
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - allowed)
     if unknown:
         raise RsvlmError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return dict(data)
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    data = check_keys(cls, data, where)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         nested = {"data": DataConfig, "optim": OptimConfig}.get(key) if cls is TrainConfig else None
@@ -108,8 +114,8 @@ def _build(cls: type[T], data: Any, where: str) -> T:
         raise RsvlmError(f"{where}: {exc}") from None
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a training config (``.yaml``/``.yml`` or ``.json``); relative paths stay relative to the CWD."""
+def read_config_file(path: str | Path) -> Any:
+    """Parse a ``.yaml``/``.yml`` or ``.json`` config file; a missing or unparsable file is a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise RsvlmError(f"{path}: config file not found")
@@ -118,9 +124,12 @@ def load_config(path: str | Path) -> TrainConfig:
         if path.suffix in (".yaml", ".yml"):
             import yaml
 
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
+            return yaml.safe_load(text)
+        return json.loads(text)
     except Exception as exc:
         raise RsvlmError(f"{path}: cannot parse config ({str(exc).splitlines()[0]})") from None
-    return _build(TrainConfig, data, path.name)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a training config (``.yaml``/``.yml`` or ``.json``); relative paths stay relative to the CWD."""
+    return _build(TrainConfig, read_config_file(path), Path(path).name)
