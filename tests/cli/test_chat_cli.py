@@ -66,8 +66,8 @@ def test_every_layout_answers_and_is_scored(
 
 
 def test_missing_model_and_image_errors(fixtures: Path, env: dict[str, str]) -> None:
-    no_model = rsvlm(env, "ask", fixtures / "rsvqa" / "images" / "0.png", "hi")
-    assert no_model.returncode == 2 and no_model.stderr.startswith("error: no chat model given")
+    no_weights = rsvlm(env, "ask", fixtures / "rsvqa" / "images" / "0.png", "hi", "--model", "geochat-7b")
+    assert no_weights.returncode == 2 and "rsvlm never downloads weights" in no_weights.stderr
     missing = rsvlm(env, "ask", "nope.png", "hi", "--model", "geochat-7b")
     assert missing.returncode == 2 and "nope.png" in missing.stderr
     unknown = rsvlm(env, "eval", "vqa", "--model", "no-such-model", "--data", fixtures / "rsvqa")

@@ -14,8 +14,9 @@ from safetensors.torch import load_file
 from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.protocol import ChatRequest
 from rsvlm.models.chat.registry import load_chat
-from rsvlm.train.chat import train_chat
+from rsvlm.train.chat import ChatRun, train_chat
 from rsvlm.train.chat_config import ChatTrainConfig, chat_config_from_dict, load_chat_config
+from rsvlm.train.chat_data import select_records
 from tests.models.chat.tiny_gemma import write_instructions, write_tiny_gemma
 
 
@@ -101,3 +102,40 @@ def test_cli_trains_from_a_config_file(setup: dict[str, Any], tmp_path: Path) ->
     result = CliRunner().invoke(app, ["chat", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_two_steps_on_a_fixed_batch_lower_its_loss(setup: dict[str, Any], tmp_path: Path) -> None:
+    run = ChatRun(_config(setup, tmp_path / "run"), log=lambda _m: None)
+    run.prepare()
+    batch = run.batch([0, 1, 2])  # real AID images and captions
+    opt = run.optimizer()
+    run.net.train()
+    losses = []
+    for _ in range(3):
+        loss = run.net.loss(batch)
+        losses.append(loss.item())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    assert losses[0] > losses[1] > losses[2], losses
+
+
+def test_max_per_task_keeps_the_first_conversations_of_each_task(setup: dict[str, Any], tmp_path: Path) -> None:
+    from rsvlm.data.registry import open_dataset
+
+    records = open_dataset(setup["data"]["train"], format="llava").records
+    assert {r.meta["task"] for r in records} == {"caption"}  # the builder's task tag survives reading
+    kept = select_records(records, None, {"caption": 2})
+    assert [r.id for r in kept] == [r.id for r in records[:2]]
+    assert select_records(records, 1, {}) == records[:1]
+    assert select_records(records, None, {"vqa": 0}) == records  # a cap on another task changes nothing
+    run = ChatRun(
+        chat_config_from_dict(
+            {**setup, "data": {**setup["data"], "max_per_task": {"caption": 2}}, "output": str(tmp_path / "capped")}
+        ),
+        log=lambda _m: None,
+    )
+    run.prepare()
+    assert len(run.examples) == 2
+    with pytest.raises(RsvlmError, match="max_per_task"):
+        chat_config_from_dict({"data": {"max_per_task": {"caption": -1}}})

@@ -15,7 +15,11 @@ if TYPE_CHECKING:
 
 ChatModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Chat model: a registered name (see `rsvlm models`) or a local model folder."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Chat model: a registered name (`rsvlm models`) or a local folder [default: rsvlm-lite-chat].",
+    ),
 ]
 ChatWeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local folder holding the named model.")]
 MaxTokensOpt = Annotated[int, typer.Option("--max-new-tokens", help="Longest answer, in tokens.")]
@@ -25,11 +29,11 @@ CHAT_TASKS = ("caption", "vqa", "grounding", "counting", "chat-classify")
 
 
 def load_chat_model(model: str | None, weights: Path | None) -> ChatModel:
-    if model is None and weights is None:
-        raise RsvlmError("no chat model given: pass --model NAME|FOLDER (and --weights FOLDER for a registered name)")
-    from rsvlm.models.chat.registry import load_chat
+    from rsvlm.models.chat.registry import DEFAULT_CHAT, load_chat
 
-    return load_chat(model if model is not None else str(weights), weights=weights)
+    if model is None and weights is not None:
+        return load_chat(str(weights))
+    return load_chat(model or DEFAULT_CHAT, weights=weights)
 
 
 def ask(

@@ -42,7 +42,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             "family": c.family,
             "layout": c.layout,
             "box_format": c.box_format,
-            "source": f"hf:{c.hub_id}",
+            "source": "packaged" if c.packaged else f"hf:{c.hub_id}",
             "licence": c.licence,
             "description": c.description,
         }
@@ -60,7 +60,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     for r in rows:
         table.add_row(*(str(r[c] or "-") for c in ("name", "arch", "activation", "weights", "source", "local")))
     Console().print(table)
-    chat = Table(title="chat models (download the release yourself; --model NAME --weights FOLDER, or --model FOLDER)")
+    chat = Table(title="chat models (packaged: ships with rsvlm; others: --model NAME --weights DIR, or --model DIR)")
     for col in ("name", "family", "layout", "box_format", "source"):
         chat.add_column(col, overflow="fold", no_wrap=col == "name")
     for c in chat_rows:

@@ -72,7 +72,7 @@ class ChatRun:
             raise RsvlmError(f"{self.out}: holds a run with a different config; choose another output folder")
         previous.write_text(json.dumps({"fingerprint": fp, **asdict(cfg)}, indent=2, default=str) + "\n")
         d = cfg.data
-        self.examples, images = encode_examples(self.net, d.train, d.max_samples, d.max_tokens)
+        self.examples, images = encode_examples(self.net, d.train, d.max_samples, d.max_tokens, d.max_per_task)
         if not self.examples:
             raise RsvlmError(f"{d.train}: no usable conversations (all longer than max_tokens={d.max_tokens}?)")
         self.log(f"{len(self.examples)} conversations, {len(images)} images")
@@ -81,7 +81,8 @@ class ChatRun:
         if cfg.optim.restrict_vocab:
             self.net.set_vocab_subset(answer_vocab(self.examples, stop_ids(self.net.tokenizer)))
 
-    def _optimizer(self) -> torch.optim.Optimizer:
+    def optimizer(self) -> torch.optim.Optimizer:
+        """AdamW with the alignment layer and LoRA at their own learning rates."""
         o = self.config.optim
         params = self.net.trainable_parameters()
         groups = [
@@ -107,7 +108,7 @@ class ChatRun:
 
     def fit(self) -> dict[str, Any]:
         o = self.config.optim
-        opt = self._optimizer()
+        opt = self.optimizer()
         base = [g["lr"] for g in opt.param_groups]
         step = self._resume(opt)
         losses: list[float] = []

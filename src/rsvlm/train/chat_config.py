@@ -24,8 +24,15 @@ class ChatDataConfig:
     train: str = "runs/instructions/train.json"
     """A LLaVA-format instruction file (``rsvlm data instructions`` writes one)."""
     max_samples: int | None = None
+    max_per_task: dict[str, int] = field(default_factory=dict)
+    """At most this many conversations of each named task (``caption``, ``vqa``, …); unnamed tasks: all."""
     max_tokens: int = 192
     """Conversations longer than this (text + visual tokens) are skipped, so a batch stays bounded."""
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in self.max_per_task.items() if not isinstance(v, int) or v < 0}
+        if bad:
+            raise RsvlmError(f"data.max_per_task: counts must be integers >= 0, got {bad}")
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ and runs on the same data share it. A training batch is then only an index into 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from rsvlm.data.sample import Sample
 from rsvlm.models.chat.lite_chat import LiteChatNet
 from rsvlm.models.chat.lite_prompt import encode_turns
 from rsvlm.train.config import digest
@@ -32,13 +33,33 @@ class Example:
     """Row of the image in the feature cache, or None for a text-only conversation."""
 
 
+def select_records(records: Sequence[Sample], max_samples: int | None, max_per_task: Mapping[str, int]) -> list[Sample]:
+    """The first ``max_per_task[task]`` records of each named task (others all), then the first ``max_samples``.
+
+    The instruction builder writes a shuffled file, so a prefix per task is a seeded random subset; capping
+    the plentiful captions is how a short run still sees enough VQA, counting and grounding.
+    """
+    seen: dict[str, int] = {}
+    kept = []
+    for record in records:
+        task = str(record.meta.get("task", ""))
+        seen[task] = seen.get(task, 0) + 1
+        if task not in max_per_task or seen[task] <= max_per_task[task]:
+            kept.append(record)
+    return kept[:max_samples]
+
+
 def encode_examples(
-    net: LiteChatNet, path: str, max_samples: int | None, max_tokens: int
+    net: LiteChatNet,
+    path: str,
+    max_samples: int | None,
+    max_tokens: int,
+    max_per_task: Mapping[str, int] | None = None,
 ) -> tuple[list[Example], list[Path]]:
     """Encoded conversations (too long or answer-less ones skipped) and the distinct images they use."""
     from rsvlm.data.registry import open_dataset
 
-    records = open_dataset(path, format="llava").records[:max_samples]
+    records = select_records(open_dataset(path, format="llava").records, max_samples, max_per_task or {})
     images: dict[Path, int] = {}
     examples = []
     for sample in records:

@@ -11,7 +11,7 @@ from rsvlm.data.sample import Turn
 from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.hf import HFChatModel
 from rsvlm.models.chat.protocol import BOX_FORMATS, ChatModel, ChatRequest, GenerationConfig
-from rsvlm.models.chat.registry import BOX_FORMAT_BY_FAMILY, CHAT_MODELS, get_chat_spec, load_chat
+from rsvlm.models.chat.registry import BOX_FORMAT_BY_FAMILY, CHAT_MODELS, DEFAULT_CHAT, get_chat_spec, load_chat
 from rsvlm.models.chat.templates import render
 from tests.models.chat import tiny_chat
 from tests.models.chat.conftest import synthetic
@@ -110,7 +110,31 @@ def test_registry_entries() -> None:
     assert get_chat_spec("geochat-7b").box_format == "geochat-100"
     assert get_chat_spec("qwen2-vl-2b").box_format == "qwen-1000"
     assert get_chat_spec("llava-1.5-7b").box_format == "unit"
-    assert {s.layout for s in CHAT_MODELS.values()} == {"llava", "llava_next", "qwen2_vl", "llava-repo"}
+    assert {s.layout for s in CHAT_MODELS.values()} == {
+        "llava",
+        "llava_next",
+        "qwen2_vl",
+        "llava-repo",
+        "rsvlm-lite-chat",
+    }
+
+
+def test_the_default_chat_model_ships_only_trained_tensors_with_the_gemma_notice() -> None:
+    from safetensors import safe_open
+
+    from rsvlm.models.chat.formats import LITE_CHAT, detect_layout
+    from rsvlm.models.lite import packaged_weights
+
+    spec = get_chat_spec(DEFAULT_CHAT)
+    assert spec.packaged and spec.family == "rsvlm" and "Gemma Terms of Use" in spec.licence
+    folder = packaged_weights(DEFAULT_CHAT)
+    assert detect_layout(folder) == LITE_CHAT
+    assert "Gemma is provided under and subject to the Gemma Terms of Use" in (folder / "NOTICE").read_text()
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    # alignment layer, LoRA and the answer vocabulary; no Gemma tensor (embeddings, MLPs, norms)
+    assert all(n.startswith("alignment.") or "lora_" in n or n == "vocab_subset" for n in names), names
+    assert any("lora_" in n for n in names)
 
 
 def test_registered_name_with_weights(chat_folders: dict[str, Path]) -> None:

