@@ -80,8 +80,10 @@ class LiteChatNet(torch.nn.Module):
 
     def __init__(self, config: LiteChatConfig) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         super().__init__()
+        hf_logging.disable_progress_bar()  # a per-tensor loading bar on every `rsvlm ask` is noise
         self.config = config
         folder = llm_folder(config.llm)
         self.vision = LiteVision(config.vision)
