@@ -22,6 +22,7 @@ The instruction folder comes from: rsvlm data instructions --config configs/inst
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -43,10 +44,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
+@functools.cache
+def train_records(instructions: Path) -> list[dict[str, Any]]:
+    """The instruction file (~55k conversations), read once however many models and tasks use it."""
+    records: list[dict[str, Any]] = json.loads((instructions / "train.json").read_text(encoding="utf-8"))
+    return records
+
+
 def train_image_names(instructions: Path, source: str) -> set[str]:
     """File names of the images a VQA source used for training (everything not held out)."""
     heldout = set((instructions / "heldout" / f"{source}.txt").read_text(encoding="utf-8").split())
-    records = json.loads((instructions / "train.json").read_text(encoding="utf-8"))
+    records = train_records(instructions)
     names = {Path(r["image"]).name for r in records if str(r.get("id", "")).startswith(f"{source}-")}
     leaked = names & heldout
     if leaked:
@@ -72,7 +80,7 @@ def mean_count_baseline(instructions: Path, dataset: Any, task: Any) -> dict[str
     """MAE of always answering the mean tree count of the training tiles (no boxes, no image)."""
     from rsvlm.tasks.chat.counting import count_metrics
 
-    records = json.loads((instructions / "train.json").read_text(encoding="utf-8"))
+    records = train_records(instructions)
     counts = [float(r["conversations"][1]["value"]) for r in records if r.get("task") == "counting"]
     mean = statistics.fmean(counts)
     samples = [s for s in dataset.records if task.accepts(s)]
@@ -93,24 +101,24 @@ def run_model(source: str, args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(args.out) / _slug(source if not Path(source).is_dir() else str(Path(source)))
     data, instr = Path(args.data), Path(args.instructions)
     heldout = instr / "heldout"
-    jobs: dict[str, tuple[Any, dict[str, Any], set[str] | None, int]] = {
+    jobs: dict[str, tuple[Any, dict[str, Any], Any, int]] = {
         "caption": (
             lambda: open_dataset(data / "rsicd", images=data / "aid", split="test"),
             {},
-            None,
+            lambda: None,
             40,
         ),
-        "vqa-lr": (lambda: open_dataset(data / "rsvqa" / "lr"), {}, _names(heldout / "rsvqa-lr.txt"), 8),
-        "vqa-hr": (lambda: open_dataset(data / "rsvqa" / "hr"), {}, _names(heldout / "rsvqa-hr.txt"), 8),
-        "counting": (lambda: open_dataset(heldout / "neon-counting"), {"object_name": "trees"}, None, 8),
-        "grounding": (lambda: open_dataset(heldout / "neon-grounding"), {}, None, 32),
+        "vqa-lr": (lambda: open_dataset(data / "rsvqa" / "lr"), {}, lambda: _names(heldout / "rsvqa-lr.txt"), 8),
+        "vqa-hr": (lambda: open_dataset(data / "rsvqa" / "hr"), {}, lambda: _names(heldout / "rsvqa-hr.txt"), 8),
+        "counting": (lambda: open_dataset(heldout / "neon-counting"), {"object_name": "trees"}, lambda: None, 8),
+        "grounding": (lambda: open_dataset(heldout / "neon-grounding"), {}, lambda: None, 32),
     }
     path = Path(source)
     label = path.parent.name if path.is_dir() and path.name in {"final", "last"} else model.name
     result: dict[str, Any] = {"model": source, "name": label, "tasks": {}}
     for name in args.tasks:
-        opener, options, subset, max_new = jobs[name]
-        dataset = opener()
+        opener, options, subset_of, max_new = jobs[name]
+        dataset, subset = opener(), subset_of()
         task_name = name.split("-")[0]
         task = make_task(task_name, dataset, **options)
         t0 = time.time()

@@ -139,3 +139,6 @@ def test_max_per_task_keeps_the_first_conversations_of_each_task(setup: dict[str
     assert len(run.examples) == 2
     with pytest.raises(RsvlmError, match="max_per_task"):
         chat_config_from_dict({"data": {"max_per_task": {"caption": -1}}})
+    typo = {**setup, "data": {**setup["data"], "max_per_task": {"captions": 2}}, "output": str(tmp_path / "typo")}
+    with pytest.raises(RsvlmError, match=r"no captions conversations .*tasks: \['caption'\]"):
+        ChatRun(chat_config_from_dict(typo), log=lambda _m: None).prepare()

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from rsvlm.data.sample import Sample
+from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.lite_chat import LiteChatNet
 from rsvlm.models.chat.lite_prompt import encode_turns
 from rsvlm.train.config import digest
@@ -59,7 +60,12 @@ def encode_examples(
     """Encoded conversations (too long or answer-less ones skipped) and the distinct images they use."""
     from rsvlm.data.registry import open_dataset
 
-    records = select_records(open_dataset(path, format="llava").records, max_samples, max_per_task or {})
+    every = open_dataset(path, format="llava").records
+    tasks = {str(r.meta.get("task", "")) for r in every}
+    unknown = sorted(set(max_per_task or {}) - tasks)
+    if unknown:  # a misspelt task name would otherwise cap nothing, silently
+        raise RsvlmError(f"data.max_per_task: no {', '.join(unknown)} conversations in {path}; tasks: {sorted(tasks)}")
+    records = select_records(every, max_samples, max_per_task or {})
     images: dict[Path, int] = {}
     examples = []
     for sample in records:
