@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rsvlm import __version__
-from rsvlm.cli import chat, classify, data, eval, models, train
+from rsvlm.cli import chat, classify, data, demo, eval, models, train
 from rsvlm.errors import RsvlmError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(eval.app, name="eval")
 app.command("models")(models.models)
 app.add_typer(train.app, name="train")
 app.command("classify")(classify.classify)
+app.command("demo")(demo.demo)
 chat.register(app, eval.app)
 
 

@@ -1,0 +1,1 @@
+"""Whole scenes: tiling, band presets, maps from text, boxes and counts in map coordinates."""
