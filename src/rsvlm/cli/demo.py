@@ -9,8 +9,6 @@ from typing import Annotated
 
 import typer
 
-from rsvlm.errors import RsvlmError
-
 
 def demo(
     inputs: Annotated[
@@ -29,7 +27,10 @@ def demo(
         typer.Option("--bands", help="Band preset: sentinel2-l1c, sentinel2-l2a, landsat8, landsat9, landsat7, rgb."),
     ] = None,
     classes: Annotated[
-        str | None, typer.Option("--classes", help="Comma-separated land-cover classes for the zero-shot map.")
+        str | None,
+        typer.Option(
+            "--classes", help="Zero-shot classes: a preset (landcover, aid, water-land) or comma-separated names."
+        ),
     ] = None,
     query: Annotated[
         list[str] | None, typer.Option("--query", "-q", help="Free-text heatmap query (repeatable).")
@@ -53,18 +54,16 @@ def demo(
     ] = None,
 ) -> None:
     """Analyse whole scenes offline: land-cover map, text heatmaps, tile captions, tree counts → report.html."""
-    from rsvlm.geo.analyse import LANDCOVER_CLASSES
+    from rsvlm.geo.analyse import LANDCOVER_CLASSES, class_list
     from rsvlm.geo.demo import DEFAULT_QUERIES, DemoOptions, run_demo
 
-    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else list(LANDCOVER_CLASSES)
-    if len(class_list) < 2:
-        raise RsvlmError("--classes needs at least two comma-separated class names")
+    names = class_list(classes) if classes else list(LANDCOVER_CLASSES)
     default_neon = Path("../shared/data/neon_trees")
     options = DemoOptions(
         inputs=list(inputs or []),
         out=out,
         bands=bands,
-        classes=class_list,
+        classes=names,
         queries=list(query) if query else list(DEFAULT_QUERIES),
         tile=tile,
         stride=stride,

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from rsvlm.data.raster import Window
 from rsvlm.data.sample import RasterImage
+from rsvlm.errors import RsvlmError
 from rsvlm.geo.bands import BandStats, rgb_composite
 from rsvlm.geo.maps import DEFAULT_LOGIT_SCALE, MapSettings, SceneScores, scene_stats, score_scene, text_embeddings
 from rsvlm.geo.outputs import (
@@ -51,6 +52,31 @@ LANDCOVER_CLASSES = (
     "meadow",
 )
 """Default zero-shot classes: broad land cover, named as the RS caption sets name them."""
+
+CLASS_PRESETS: dict[str, tuple[str, ...]] = {
+    "landcover": LANDCOVER_CLASSES,
+    "aid": (
+        "airport", "bare land", "baseball field", "beach", "bridge", "center", "church", "commercial area",
+        "dense residential area", "desert", "farmland", "forest", "industrial area", "meadow",
+        "medium residential area", "mountain", "park", "parking lot", "playground", "pond", "port",
+        "railway station", "resort", "river", "school", "sparse residential area", "square", "stadium",
+        "storage tanks", "viaduct",
+    ),  # the 30 AID scene classes (Xia et al., 2017), readable names
+    "water-land": ("open water", "wetland", "vegetation", "built-up area", "bare ground"),
+}  # fmt: skip
+
+
+def class_list(spec: str) -> list[str]:
+    """A preset name (``landcover``, ``aid``, ``water-land``) or comma-separated class names."""
+    if spec in CLASS_PRESETS:
+        return list(CLASS_PRESETS[spec])
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    if len(names) < 2:
+        raise RsvlmError(
+            f"classes {spec!r}: give a preset ({', '.join(CLASS_PRESETS)}) or at least two comma-separated names"
+        )
+    return names
+
 
 MAP_TEMPLATES = (
     "a satellite photo of a {}.",

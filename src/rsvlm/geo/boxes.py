@@ -504,13 +504,7 @@ def parse_boxes(text: str, box_format: str, *, width: float, height: float) -> l
     """
     from rsvlm.tasks.chat import box_parsing
 
-    box_format_patterns = {"geochat-100": box_parsing._GEOCHAT, "qwen-1000": box_parsing._QWEN}
-    box_parsing.check_box_format(box_format)
-    spans: list[tuple[int, int]] = []
-    if box_format in box_format_patterns:
-        spans = [m.span() for m in box_format_patterns[box_format].finditer(text)]
-    if not spans:
-        spans = [m.span() for m in box_parsing._FOUR.finditer(text)]
+    spans = box_parsing.box_spans(text, box_format)
     boxes = [box_parsing.parse_box(text[s:e], box_format, width=width, height=height) for s, e in spans]
     return [box for box in boxes if box is not None]
 

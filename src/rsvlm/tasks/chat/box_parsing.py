@@ -32,6 +32,17 @@ def check_box_format(box_format: str) -> None:
         raise RsvlmError(f"unknown box format {box_format!r}; known formats: {', '.join(BOX_FORMATS)}")
 
 
+def box_spans(text: str, box_format: str) -> list[tuple[int, int]]:
+    """Where every box of an answer lies: the format's own notation if it has any, else each run of four numbers.
+
+    ``parse_box`` on each span reads that box exactly as it would read a one-box answer.
+    """
+    check_box_format(box_format)
+    own = {"geochat-100": _GEOCHAT, "qwen-1000": _QWEN}.get(box_format)
+    spans = [m.span() for m in own.finditer(text)] if own is not None else []
+    return spans or [m.span() for m in _FOUR.finditer(text)]
+
+
 def parse_box(text: str, box_format: str, *, width: float, height: float) -> PixelBox | None:
     """The first box in ``text`` as pixels of a ``width`` x ``height`` image; None when there is none.
 
