@@ -100,7 +100,8 @@ def markdown(rows: list[dict[str, Any]], tile: int, stride: int) -> str:
         f"Map step (rsvlm-lite, {len(CLASSES)} classes, tile {tile} px, stride {stride} px), one process per size, "
         f"{os.cpu_count()} CPUs",
         "",
-        "| scene | Mpx | file MB | tiles | seconds | tiles/s | s per Mpx | vs smallest | peak RSS MB | RSS before map MB |",
+        "| scene | Mpx | file MB | tiles | seconds | tiles/s | s per Mpx | vs smallest | peak RSS MB "
+        "| RSS before map MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
