@@ -110,8 +110,8 @@ def test_preset_index_accepts_any_spelling() -> None:
 def _known_image() -> RasterImage:
     """11x11 uint16, nodata 65535: 101 valid pixels hold 0..100 (shuffled) in band 0 and 7 in band 1.
 
-    Ten pixels are nodata in band 0; ten more are nodata only in band 1 while band 0 holds 50000 there, so
-    per-band masking (or none) would change band 0's limits.
+    Ten pixels are nodata in band 0 only (band 1 holds 7 there): band 0's limits must skip them; ten more
+    are nodata in every band (a hole): both bands skip them.
     """
     rng = np.random.default_rng(0)
     data = np.zeros((2, 121), dtype=np.uint16)
@@ -120,13 +120,12 @@ def _known_image() -> RasterImage:
     data[0, valid] = np.arange(101)
     data[1, valid] = 7
     data[0, nodata0], data[1, nodata0] = 65535, 7
-    data[0, nodata1], data[1, nodata1] = 50000, 65535
+    data[0, nodata1], data[1, nodata1] = 65535, 65535
     return RasterImage(data.reshape(2, 11, 11), ("B4", "B3"), nodata=65535.0)
 
 
 def test_band_stats_percentiles_exclude_nodata_and_keep_constant_bands_grey() -> None:
     image = _known_image()
-    assert image.valid_mask().sum() == 101
     stats = band_stats(image)
     assert stats.lo[0] == pytest.approx(2.0) and stats.hi[0] == pytest.approx(98.0)
     assert (stats.lo[1], stats.hi[1]) == (6.5, 7.5)  # constant band: a unit-wide range centred on its value
@@ -150,17 +149,21 @@ def test_band_stats_ignore_nan_and_handle_an_empty_scene() -> None:
 def test_rgb_composite_stretches_uint16_and_blacks_out_nodata() -> None:
     values = np.array([[0, 100, 600], [1100, 5000, 350]], dtype=np.uint16)  # 0 is nodata
     data = np.stack([values, values * 2, np.full_like(values, 42)])  # bands "B2", "B3", "B4"
-    data[2, 1, 2] = 0  # nodata in one band only
+    data[2, 1, 2] = 0  # nodata in one band only: still data (a hole has nodata in every band)
     image = RasterImage(data, ("B2", "B3", "B4"), nodata=0.0, geo=GEO)
     stats = BandStats((100.0, 200.0, 0.0), (1100.0, 2200.0, 84.0))
     out = rgb_composite(image, (2, 1, 0), stats)
     assert out.dtype == np.uint8 and out.data.shape == (3, 2, 3)
     assert out.bands == ("red", "green", "blue") and out.nodata is None and out.geo is GEO
     # red = band 2 (42 of 0..84 → half grey), green = band 1, blue = band 0
-    expected_blue = np.array([[0, 0, 128], [255, 255, 0]], dtype=np.uint8)
+    expected_blue = np.array([[0, 0, 128], [255, 255, 64]], dtype=np.uint8)
     np.testing.assert_array_equal(out.data[2], expected_blue)
     np.testing.assert_array_equal(out.data[1], expected_blue)  # band 1 is band 0 doubled, with doubled limits
-    np.testing.assert_array_equal(out.data[0], np.array([[0, 128, 128], [128, 128, 0]], dtype=np.uint8))
+    np.testing.assert_array_equal(out.data[0], np.array([[128, 128, 128], [128, 128, 0]], dtype=np.uint8))
+    hole = image.data.copy()
+    hole[:, 1, 2] = 0
+    out = rgb_composite(RasterImage(hole, image.bands, nodata=0.0, geo=GEO), (2, 1, 0), stats)
+    assert out.data[:, 1, 2].tolist() == [0, 0, 0]
 
 
 def test_rgb_composite_leaves_uint8_untouched_with_identity_stats() -> None:
@@ -179,11 +182,12 @@ def test_rgb_composite_of_real_neon_tile_keeps_pixels_and_blacks_nodata(shared_d
     with open_scene(shared_data / "neon_trees/OSBS_029.tif") as scene:
         assert scene.nodata == 255.0 and scene.dtype == "uint8"
         image = scene.overview(400)
-    valid = image.valid_mask()
-    assert 0 < (~valid).sum() < valid.size  # the file has some 255 (nodata) pixels
+    hole = (image.data == 255).all(axis=0)
+    saturated = (image.data == 255).any(axis=0) & ~hole
+    assert hole.sum() > 0 and saturated.sum() > 0  # 461 pixels 255 in every band, 1,665 in some bands only
     out = rgb_composite(image, (0, 1, 2), identity_stats(3))
-    np.testing.assert_array_equal(out.data[:, valid], image.data[:, valid])
-    assert (out.data[:, ~valid] == 0).all()
+    np.testing.assert_array_equal(out.data[:, ~hole], image.data[:, ~hole])  # saturated pixels are data
+    assert (out.data[:, hole] == 0).all()
 
 
 def test_real_sentinel2_composite_uses_scene_wide_limits() -> None:

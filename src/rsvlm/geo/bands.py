@@ -145,6 +145,22 @@ def _one_digit(token: str) -> str:
     return f"B{int(digits)}{'A' if token.endswith('A') else ''}" if digits.isdigit() else token
 
 
+def data_mask(image: RasterImage) -> npt.NDArray[np.bool_]:
+    """True where a pixel holds data: NOT every band equals nodata (and no band is NaN).
+
+    Scenes need this gentler rule than "any band equals nodata": 8-bit aerial imagery often declares
+    nodata = 255 (the NEON tiles do), and a pixel saturated in one band is data, not a hole. A real
+    nodata area (outside the swath, a masked region) has the nodata value in every band.
+    """
+    data = image.data
+    mask = np.ones(data.shape[1:], dtype=bool)
+    if np.issubdtype(data.dtype, np.floating):
+        mask &= ~np.isnan(data).any(axis=0)
+    if image.nodata is not None and not np.isnan(image.nodata):
+        mask &= ~(data == image.nodata).all(axis=0)
+    return mask
+
+
 @dataclass(frozen=True)
 class BandStats:
     """Per-band stretch limits for a whole scene: value ``lo`` maps to 0, ``hi`` to 1."""
@@ -161,11 +177,12 @@ class BandStats:
 
 def band_stats(image: RasterImage, percentiles: tuple[float, float] = STRETCH_PERCENTILES) -> BandStats:
     """Percentile limits of the valid pixels of each band (give it a decimated whole-scene read)."""
-    valid = image.valid_mask()
+    valid = data_mask(image)
     lo: list[float] = []
     hi: list[float] = []
     for band in image.data:
-        values = band[valid].astype(np.float64)
+        keep = valid if image.nodata is None or np.isnan(image.nodata) else valid & (band != image.nodata)
+        values = band[keep].astype(np.float64)
         values = values[np.isfinite(values)]
         if values.size == 0:
             lo.append(0.0)
@@ -203,7 +220,7 @@ def rgb_composite(image: RasterImage, rgb: tuple[int, int, int], stats: BandStat
 
     if max(rgb) >= image.band_count:
         raise RsvlmError(f"composite bands {rgb} need at least {max(rgb) + 1} bands; the image has {image.band_count}")
-    valid = image.valid_mask()
+    valid = data_mask(image)
     if image.dtype == np.uint8 and _is_identity(stats, rgb):
         data = image.data[list(rgb)].copy()
         data[:, ~valid] = 0

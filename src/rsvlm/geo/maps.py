@@ -61,7 +61,8 @@ class SceneScores:
     def probabilities(self, logit_scale: float) -> npt.NDArray[np.float32]:
         """Softmax over the texts (the classes), as zero-shot classification does per image."""
         logits = self.similarity * logit_scale
-        logits = logits - np.nanmax(logits, axis=0, keepdims=True)
+        # max over the classes with empty cells as -inf: nanmax would warn "All-NaN slice" for every empty cell
+        logits = logits - np.max(np.where(np.isnan(logits), -np.inf, logits), axis=0, keepdims=True)
         exp = np.exp(logits)
         probs: npt.NDArray[np.float32] = (exp / exp.sum(axis=0, keepdims=True)).astype(np.float32)
         return probs

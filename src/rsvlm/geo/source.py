@@ -21,7 +21,7 @@ import numpy.typing as npt
 from rsvlm.data.raster import RASTERIO_SUFFIXES, Window
 from rsvlm.data.sample import Affine6, GeoInfo, RasterImage
 from rsvlm.errors import DataError, RsvlmError
-from rsvlm.geo.bands import PRESETS, BandPreset, band_from_filename, get_preset
+from rsvlm.geo.bands import PRESETS, BandPreset, band_from_filename, data_mask, get_preset
 from rsvlm.geo.tiling import window_transform
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class Scene:
             nodata=self.nodata,
             geo=_geo(self.crs, self.transform, window),
         )
-        return image, valid & image.valid_mask()
+        return image, valid & data_mask(image)
 
     def _read_bands(self, indexes: list[int], window: Any, out_shape: tuple[int, int] | None = None) -> Any:
         from rasterio.enums import Resampling

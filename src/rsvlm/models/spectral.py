@@ -234,6 +234,11 @@ class SpectralContrastiveModel:
         return f"{self.lite.weights_id}+{self.adapter.digest()}"
 
     @property
+    def in_bands(self) -> int:
+        """Band count ``preprocess`` takes; scene maps hand such a model raw N-band tiles, not a composite."""
+        return self.adapter.in_bands
+
+    @property
     def logit_scale(self) -> float:
         return self.lite.logit_scale
 
