@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rsvlm import __version__
-from rsvlm.cli import chat, classify, data, demo, eval, models, train
+from rsvlm.cli import bench, chat, classify, data, demo, eval, models, train
 from rsvlm.errors import RsvlmError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("models")(models.models)
 app.add_typer(train.app, name="train")
 app.command("classify")(classify.classify)
 app.command("demo")(demo.demo)
+app.command("bench")(bench.bench)
 chat.register(app, eval.app)
 
 

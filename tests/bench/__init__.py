@@ -1,0 +1,1 @@
+"""Tests of the benchmark runner, leaderboards and report."""
