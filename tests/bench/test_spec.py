@@ -127,7 +127,7 @@ def test_duplicate_task_id(tmp_path: Path) -> None:
         ({"kind": "linear-probe", "options": {"shots": "five"}}, "option 'shots' must be a positive integer or null"),
         ({"kind": "linear-probe", "options": {"seeds": [1, 2.5]}}, "option 'seeds' must be a non-empty list"),
         ({"kind": "linear-probe", "options": {"test_fraction": 1.5}}, "'test_fraction' must lie strictly between"),
-        ({"options": {"shots": 4}}, "unknown option 'shots' for zeroshot (known: templates, transductive)"),
+        ({"options": {"shots": 4}}, "unknown option 'shots' for zeroshot (known: copy_free, templates, transductive)"),
         ({"options": {"templates": "rs-defualt"}}, "unknown template set 'rs-defualt'"),
         ({"data": {"path": "/abs/aid"}}, "must be relative to the data root"),
         ({"data": {"path": "../aid"}}, "must be relative to the data root"),

@@ -20,7 +20,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -228,12 +228,22 @@ def data_manifests(suite: Any, data_root: Path, verify: bool, log: Log) -> dict[
     return out
 
 
+HELD_OUT_MANIFESTS = {
+    "rsicd-test.txt": ("rsicd", "test"),
+    "aid-smoke.txt": ("rsicd", "test"),
+    "rsvqa-lr-heldout.txt": ("rsvqa-lr", "test"),
+    "rsvqa-hr-heldout.txt": ("rsvqa-hr", "test"),
+    "neon.txt": ("neon-trees", "test"),
+}
+"""Manifests that pin a held-out part, as the (dataset, split) the leakage declarations name it: AID images
+listed by ``rsicd-test.txt`` or ``aid-smoke.txt`` are RSICD test images, whatever folder they are read from."""
+
+
 def _seen(model: str, task: Any) -> dict[str, str]:
-    try:
-        from rsvlm.bench.leakage import seen_in_training
-    except ImportError:  # pragma: no cover - leakage module ships with bench
-        return {"status": "not declared", "reason": "no leakage module"}
-    flag = seen_in_training(model, task.data.path, task.data.split)
+    from rsvlm.bench.leakage import seen_in_training
+
+    dataset, split = HELD_OUT_MANIFESTS.get(task.data.manifest or "", (task.data.path, task.data.split))
+    flag = seen_in_training(model, dataset, split)
     return {"status": flag.status, "reason": flag.reason}
 
 
@@ -274,7 +284,7 @@ def _embed(ctx: Context, paths: list[Path]) -> Any:
     return embed_images(ctx.model, paths, cache_dir=ctx.features, progress=ctx.progress)
 
 
-def _scene_embeddings(task: Any, ctx: Context) -> Any:
+def _scene_embeddings(task: Any, ctx: Context) -> tuple[Any, list[Path]]:
     from rsvlm.pipeline import class_text_embeddings
     from rsvlm.tasks.embeddings import EmbeddingSet
     from rsvlm.tasks.templates import load_templates
@@ -287,16 +297,56 @@ def _scene_embeddings(task: Any, ctx: Context) -> Any:
     vectors = _embed(ctx, [r.image_path for r in records])
     readable = [dataset.class_names[c] for c in classes]
     texts = class_text_embeddings(ctx.model, readable, load_templates(task.options.get("templates", "rs-default")))
-    return EmbeddingSet(vectors, labels, texts, readable, source=str(dataset.root), splits=[r.split for r in records])
+    paths = [r.image_path for r in records]
+    return EmbeddingSet(
+        vectors, labels, texts, readable, source=str(dataset.root), splits=[r.split for r in records]
+    ), paths
+
+
+def training_pool(model: str, data_root: Path) -> list[Path] | None:
+    """Image files a shipped model trained on, from its recipe: AID minus the RSICD test images (rsvlm-lite's
+    captions and class prompts, and rsvlm-lite-chat's caption and classification conversations, all come from
+    them). None for models whose training images are not enumerable here."""
+    if model not in ("rsvlm-lite", "rsvlm-lite-chat"):
+        return None
+    from rsvlm.bench.manifest import manifest_path, read_manifest
+
+    aid = {p for p in read_manifest(manifest_path("aid.txt")) if str(p).startswith("aid/")}
+    test = set(read_manifest(manifest_path("rsicd-test.txt")))
+    return [data_root / p for p in sorted(aid - test, key=str)]
+
+
+def copy_free_ids(task: Any, ctx: Context, paths: list[Path]) -> tuple[list[int], dict[str, Any]] | None:
+    """Indexes of ``paths`` with no near-duplicate among the model's training images (when asked and known)."""
+    pool = training_pool(ctx.model_name, ctx.data_root) if task.options.get("copy_free") else None
+    if not pool:
+        return None
+    from rsvlm.bench.leakage import find_near_duplicates
+
+    ctx.log(f"near-duplicate check: {len(paths)} test images against {len(pool)} training images")
+    matches = find_near_duplicates(pool, paths, cache_dir=ctx.run_dir / "thumbnails")
+    copied = {m.test for m in matches}
+    keep = [i for i, p in enumerate(paths) if str(p) not in copied]
+    info = {"copies": len(copied), "threshold": 0.95, "examples": [m.__dict__ for m in matches[:5]]}
+    return keep, info
 
 
 def run_zeroshot(task: Any, ctx: Context) -> dict[str, Any]:
     from rsvlm.tasks.zeroshot import evaluate_zeroshot
 
-    emb = _scene_embeddings(task, ctx)
-    report = evaluate_zeroshot(emb, transductive=bool(task.options.get("transductive", False)))
+    emb, paths = _scene_embeddings(task, ctx)
+    transductive = bool(task.options.get("transductive", False))
+    report = evaluate_zeroshot(emb, transductive=transductive)
+    copy_free = None
+    found = copy_free_ids(task, ctx, paths)
+    if found is not None:
+        keep, info = found
+        part = replace(emb, images=emb.images[keep], labels=emb.labels[keep], splits=[])
+        sub = evaluate_zeroshot(part, transductive=transductive)
+        copy_free = {"samples": len(keep), "metrics": {k: sub[k] for k in ("top1", "top5", "mean_per_class")}, **info}
     return {
         "samples": len(emb.labels),
+        "copy_free": copy_free,
         "metrics": {k: report[k] for k in ("top1", "top5", "mean_per_class") if k in report},
         "details": {"class_names": emb.class_names, "confusion": report["confusion"], "per_class": report["per_class"]},
     }
@@ -305,7 +355,7 @@ def run_zeroshot(task: Any, ctx: Context) -> dict[str, Any]:
 def run_linear_probe(task: Any, ctx: Context) -> dict[str, Any]:
     from rsvlm.tasks.linear_probe import evaluate_linear_probe, stratified_split
 
-    emb = _scene_embeddings(task, ctx)
+    emb, _ = _scene_embeddings(task, ctx)
     train, test = stratified_split(emb.labels, float(task.options.get("test_fraction", 0.5)), seed=0)
     seeds = tuple(task.options.get("seeds", (1, 2, 3)))
     report = evaluate_linear_probe(
@@ -328,6 +378,14 @@ def run_retrieval(task: Any, ctx: Context) -> dict[str, Any]:
     owner = np.array([i for i, r in enumerate(records) for _ in r.captions], dtype=np.int64)
     texts = embed_texts(ctx.model, captions)
     report = evaluate_retrieval(images, texts, owner)
+    copy_free = None
+    found = copy_free_ids(task, ctx, [r.image_path for r in records])
+    if found is not None:
+        keep, info = found
+        kept_texts = np.flatnonzero(np.isin(owner, keep))
+        remap = {old: new for new, old in enumerate(keep)}
+        sub = evaluate_retrieval(images[keep], texts[kept_texts], np.array([remap[o] for o in owner[kept_texts]]))
+        copy_free = {"samples": len(keep), "metrics": {k: sub[k] for k in ("i2t_r1", "t2i_r1", "mR")}, **info}
     sims = texts @ images.T
     examples = []
     for t in range(0, len(captions), max(1, len(captions) // 6))[:6]:
@@ -340,7 +398,7 @@ def run_retrieval(task: Any, ctx: Context) -> dict[str, Any]:
             }
         )
     metrics = {k: v for k, v in report.items() if k not in ("n", "n_images", "n_texts") and isinstance(v, int | float)}
-    return {"samples": len(records), "metrics": metrics, "details": {"examples": examples}}
+    return {"samples": len(records), "metrics": metrics, "copy_free": copy_free, "details": {"examples": examples}}
 
 
 def run_golden(task: Any, ctx: Context) -> dict[str, Any]:

@@ -59,7 +59,9 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
         "zeroshot": KindSpec(
             "contrastive",
             ("top1", "top5", "mean_per_class"),
-            MappingProxyType({"templates": ("str", "rs-default"), "transductive": ("bool", False)}),
+            MappingProxyType(
+                {"templates": ("str", "rs-default"), "transductive": ("bool", False), "copy_free": ("bool", False)}
+            ),
             "zero-shot scene classification (zeroshot/1): class prompts averaged over a template set",
         ),
         "linear-probe": KindSpec(
@@ -73,7 +75,7 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType(
         "retrieval": KindSpec(
             "contrastive",
             ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mR"),
-            MappingProxyType({}),
+            MappingProxyType({"copy_free": ("bool", False)}),
             "image-text retrieval (retrieval/1): recall@1/5/10 both ways and their mean mR",
         ),
         "golden-zeroshot": KindSpec(
