@@ -53,13 +53,16 @@ def _progress(label: str) -> Callable[[int, int], None]:
     import time
 
     start = [time.perf_counter(), -1.0]
+    first: list[int] = []  # samples already done when this process started (a resumed run)
 
     def update(done: int, total: int) -> None:
         now = time.perf_counter()
+        if not first:
+            first.append(done)
         if done != total and now - start[1] < 2.0:
             return
         start[1] = now
-        rate = done / max(now - start[0], 1e-9)
+        rate = (done - first[0]) / max(now - start[0], 1e-9)
         eta = (total - done) / rate if rate > 0 else float("nan")
         end = "\n" if done == total else ""
         print(f"\r[rsvlm bench] {label}: {done}/{total}, ETA {eta:.0f} s   ", end=end, file=sys.stderr, flush=True)
