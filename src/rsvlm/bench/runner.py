@@ -393,7 +393,7 @@ def run_retrieval(task: Any, ctx: Context) -> dict[str, Any]:
         examples.append(
             {
                 "query": captions[t],
-                "top": [str(records[i].image_path) for i in top],
+                "top": [str(records[i].image_path.resolve()) for i in top],
                 "correct": [bool(i == owner[t]) for i in top],
             }
         )
@@ -465,7 +465,7 @@ def run_caption(task: Any, ctx: Context) -> dict[str, Any]:
     preds = _predictions(ctx.work(task.id))
     by_id = {r.id: r for r in dataset.records}
     examples = [
-        {"image": str(by_id[i].image_path), "prediction": p, "references": list(by_id[i].captions)}
+        {"image": str(by_id[i].image_path.resolve()), "prediction": p, "references": list(by_id[i].captions)}
         for i, p in list(preds.items())[:8]
         if i in by_id
     ]
@@ -492,8 +492,39 @@ def run_counting(task: Any, ctx: Context) -> dict[str, Any]:
 
 def run_grounding(task: Any, ctx: Context) -> dict[str, Any]:
     dataset = _box_tiles(task, ctx, grounding=True)
-    report, _ = _chat(task, ctx, dataset, "grounding", by_manifest=False)
-    return {"samples": report["n"], "metrics": _flatten(report["metrics"]), "details": {}}
+    report, chat_task = _chat(task, ctx, dataset, "grounding", by_manifest=False)
+    from PIL import Image
+
+    from rsvlm.tasks.chat.box_parsing import parse_box
+    from rsvlm.tasks.chat.grounding import target_box
+
+    preds = _predictions(ctx.work(task.id))
+    examples = []
+    for r in dataset.records:
+        if r.id not in preds or not chat_task.accepts(r) or r.image_path is None:
+            continue
+        with Image.open(r.image_path) as im:
+            width, height = im.size
+        box = parse_box(preds[r.id], ctx.model.box_format, width=width, height=height)
+        truth = target_box(r)
+        examples.append(
+            {
+                "image": str(r.image_path.resolve()),
+                "expression": r.question,
+                "truth": [truth.x1, truth.y1, truth.x2, truth.y2],
+                "prediction": None if box is None else [box.x1, box.y1, box.x2, box.y2],
+                "iou": None if box is None else _iou(box, truth),
+            }
+        )
+    return {"samples": report["n"], "metrics": _flatten(report["metrics"]), "details": {"examples": examples[:6]}}
+
+
+def _iou(a: Any, b: Any) -> float:
+    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    inter = w * h
+    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def run_chat_classify(task: Any, ctx: Context) -> dict[str, Any]:
