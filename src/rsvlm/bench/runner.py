@@ -239,11 +239,24 @@ HELD_OUT_MANIFESTS = {
 listed by ``rsicd-test.txt`` or ``aid-smoke.txt`` are RSICD test images, whatever folder they are read from."""
 
 
+GOLDEN_MODELS = {"clip": "openai", "georsclip": "georsclip", "remoteclip": "remoteclip", "skyclip50": "skyclip"}
+"""Model folder of the released embeddings (``…/<Model>/ViT-B-32``) → registry family prefix."""
+
+
+def _declared_name(model: str, task: Any) -> str:
+    """The model whose training data decides the flag: for released embeddings, the model that made them."""
+    if task.family != "embeddings":
+        return model
+    parts = Path(task.data.path).parts
+    prefix = GOLDEN_MODELS.get(parts[-2].lower(), parts[-2].lower()) if len(parts) >= 2 else model
+    return f"{prefix}-{parts[-1].lower()}"
+
+
 def _seen(model: str, task: Any) -> dict[str, str]:
     from rsvlm.bench.leakage import seen_in_training
 
     dataset, split = HELD_OUT_MANIFESTS.get(task.data.manifest or "", (task.data.path, task.data.split))
-    flag = seen_in_training(model, dataset, split)
+    flag = seen_in_training(_declared_name(model, task), dataset, split)
     return {"status": flag.status, "reason": flag.reason}
 
 
