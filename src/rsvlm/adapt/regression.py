@@ -292,14 +292,9 @@ def _window_geo(geo: GeoInfo | None, window: Window) -> GeoInfo | None:
     """The source geo-reference moved to the tile's top-left corner."""
     if geo is None or geo.transform is None:
         return geo
-    from dataclasses import replace
+    from rsvlm.data.raster import window_geo
 
-    a, b, c, d, e, f = geo.transform
-    col, row, w, h = window
-    c, f = a * col + b * row + c, d * col + e * row + f
-    xs = [c, a * w + c, b * h + c, a * w + b * h + c]
-    ys = [f, d * w + f, e * h + f, d * w + e * h + f]
-    return replace(geo, transform=(a, b, c, d, e, f), bounds=(min(xs), min(ys), max(xs), max(ys)))
+    return window_geo(geo.crs, geo.transform, *window)
 
 
 def count_tiles(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rsvlm.data.sample import GeoInfo, RasterImage
+from rsvlm.data.sample import Affine6, GeoInfo, RasterImage
 from rsvlm.errors import ImageReadError
 
 if TYPE_CHECKING:
@@ -142,6 +142,20 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> 
         )
 
 
+def window_geo(crs: str | None, transform: Affine6, col: int, row: int, width: int, height: int) -> GeoInfo:
+    """Georeference of a pixel window: the transform moved to its top-left corner, its resolution and bounds."""
+    a, b, c, d, e, f = transform
+    c, f = a * col + b * row + c, d * col + e * row + f
+    xs = [c, a * width + c, b * height + c, a * width + b * height + c]
+    ys = [f, d * width + f, e * height + f, d * width + e * height + f]
+    return GeoInfo(
+        crs=crs,
+        transform=(a, b, c, d, e, f),
+        resolution=(math.hypot(a, d), math.hypot(b, e)),
+        bounds=(min(xs), min(ys), max(xs), max(ys)),
+    )
+
+
 def _geo_from_rasterio(src: Any, window: Window | None = None) -> GeoInfo | None:
     t = src.transform
     if src.crs is None and t.is_identity:
@@ -149,16 +163,8 @@ def _geo_from_rasterio(src: Any, window: Window | None = None) -> GeoInfo | None
     col, row, width, height = (
         (0, 0, src.width, src.height) if window is None else (window.col, window.row, window.width, window.height)
     )
-    a, b, c, d, e, f = t.a, t.b, t.c, t.d, t.e, t.f
-    c, f = a * col + b * row + c, d * col + e * row + f
-    xs = [c, a * width + c, b * height + c, a * width + b * height + c]
-    ys = [f, d * width + f, e * height + f, d * width + e * height + f]
-    return GeoInfo(
-        crs=src.crs.to_string() if src.crs is not None else None,
-        transform=(a, b, c, d, e, f),
-        resolution=(math.hypot(a, d), math.hypot(b, e)),
-        bounds=(min(xs), min(ys), max(xs), max(ys)),
-    )
+    crs = src.crs.to_string() if src.crs is not None else None
+    return window_geo(crs, (t.a, t.b, t.c, t.d, t.e, t.f), col, row, width, height)
 
 
 def _band_names(src: Any) -> tuple[str, ...]:

@@ -153,7 +153,8 @@ def analyse_scene(
     settings = settings or MapSettings()
     texts = [*classes, *queries]
     embeddings = text_embeddings(model, texts, templates)
-    stats = scene_stats(scene)
+    overview = scene.overview(1024)  # read once: stretch limits and the overlays' base
+    stats = scene_stats(scene, overview=overview)
     scores = score_scene(scene, model, embeddings, texts, settings, stats=stats, scheduler=scheduler, progress=progress)
     k = len(classes)
     land = SceneScores(
@@ -168,7 +169,6 @@ def analyse_scene(
     files["landcover_probabilities.tif"] = write_float_map(
         out / "landcover_probabilities.tif", probs, scores.transform, scores.crs, classes
     )
-    overview = scene.overview(1024)
     base = rgb_composite(overview, scene.rgb, stats).to_hwc()
     cell = settings.stride * overview.width / scene.width
     files["composite.png"] = write_png(out / "composite.png", base)

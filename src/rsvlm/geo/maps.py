@@ -75,11 +75,14 @@ class SceneScores:
         return out
 
 
-def scene_stats(scene: Scene, max_side: int = 1024) -> BandStats:
-    """Stretch limits for the whole scene; 8-bit photographs (no sensor preset) are used as they are."""
+def scene_stats(scene: Scene, max_side: int = 1024, overview: RasterImage | None = None) -> BandStats:
+    """Stretch limits for the whole scene; 8-bit photographs (no sensor preset) are used as they are.
+
+    Pass ``overview`` when the caller already read one, so the scene is not decoded twice.
+    """
     if scene.preset is None and scene.dtype == "uint8":
         return identity_stats(scene.band_count)
-    return band_stats(scene.overview(max_side))
+    return band_stats(overview if overview is not None else scene.overview(max_side))
 
 
 def model_input(model: ContrastiveModel, image: RasterImage, rgb: tuple[int, int, int], stats: BandStats) -> Any:

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rsvlm.data.raster import RASTERIO_SUFFIXES, Window
+from rsvlm.data.raster import RASTERIO_SUFFIXES, Window, window_geo
 from rsvlm.data.sample import Affine6, GeoInfo, RasterImage
 from rsvlm.errors import DataError, RsvlmError
 from rsvlm.geo.bands import PRESETS, BandPreset, band_from_filename, data_mask, get_preset
-from rsvlm.geo.tiling import window_transform
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -220,12 +219,7 @@ def _affine(t: Affine6) -> Any:
 
 
 def _geo(crs: str | None, transform: Affine6, window: Window) -> GeoInfo:
-    t = window_transform(transform, window)
-    a, b, c, d, e, f = t
-    w, h = window.width, window.height
-    xs = [c, a * w + c, b * h + c, a * w + b * h + c]
-    ys = [f, d * w + f, e * h + f, d * w + e * h + f]
-    return GeoInfo(crs, t, (math.hypot(a, d), math.hypot(b, e)), (min(xs), min(ys), max(xs), max(ys)))
+    return window_geo(crs, transform, window.col, window.row, window.width, window.height)
 
 
 def open_scene(path: str | Path, preset: str | None = None) -> Scene:
