@@ -74,6 +74,26 @@ def test_resume_after_interruption_gives_the_same_weights(setup: dict[str, Any],
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_taken_in_slices_exports_each_slice_and_ends_as_one_unbroken_run(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    straight = train_chat(_config(setup, tmp_path / "straight"), log=lambda _m: None)
+    first = train_chat(_config(setup, tmp_path / "sliced"), log=lambda _m: None, until_step=3)
+    assert Path(first["final"]).name == "step-3" and first["steps"] == 3
+    assert json.loads((tmp_path / "sliced" / "last" / "state.json").read_text()) == {"step": 3}
+    assert json.loads((Path(first["final"]) / "config.json").read_text())["steps"] == 3
+    load_chat(Path(first["final"]))
+    with pytest.raises(RsvlmError, match="already at step 3, past until_step 2"):
+        train_chat(_config(setup, tmp_path / "sliced"), log=lambda _m: None, until_step=2)
+    with pytest.raises(RsvlmError, match=r"until_step 5: must be between 1 and the config's optim.steps \(4\)"):
+        train_chat(_config(setup, tmp_path / "sliced"), log=lambda _m: None, until_step=5)
+    rest = train_chat(_config(setup, tmp_path / "sliced"), log=lambda _m: None)
+    a = load_file(str(Path(straight["final"]) / "model.safetensors"))
+    b = load_file(str(Path(rest["final"]) / "model.safetensors"))
+    assert Path(rest["final"]).name == "final"
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_config_typos_and_changed_runs_are_errors(setup: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(RsvlmError, match=r"optim: unknown key\(s\) stepz"):
         chat_config_from_dict({"optim": {"stepz": 3}})
@@ -97,8 +117,12 @@ def test_cli_trains_from_a_config_file(setup: dict[str, Any], tmp_path: Path) ->
     from rsvlm.cli.train import app
 
     path = tmp_path / "chat.json"
-    optim = {**setup["optim"], "steps": 1}
+    optim = {**setup["optim"], "steps": 2}
     path.write_text(json.dumps({**setup, "optim": optim, "output": str(tmp_path / "run")}))
+    result = CliRunner().invoke(app, ["chat", "--config", str(path), "--until-step", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "step-1" / "model.safetensors").is_file()
+    assert not (tmp_path / "run" / "final").exists()
     result = CliRunner().invoke(app, ["chat", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()

@@ -35,6 +35,10 @@ def contrastive(
 def chat(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML or JSON chat-training config.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (overrides the config).")] = None,
+    until_step: Annotated[
+        int | None,
+        typer.Option("--until-step", help="Stop after this step of the schedule and export <output>/step-N."),
+    ] = None,
 ) -> None:
     """Instruction-tune the lite chat model (alignment layer, optional LoRA); rerun the command to resume."""
     import dataclasses
@@ -48,5 +52,5 @@ def chat(
     if output is not None:
         cfg = dataclasses.replace(cfg, output=str(output))
     console = Console(stderr=True)
-    result = train_chat(cfg, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    result = train_chat(cfg, log=lambda msg: console.print(f"[dim]{msg}[/dim]"), until_step=until_step)
     typer.echo(f"chat model: {result['final']} (load with rsvlm.models.chat.load_chat)")

@@ -8,6 +8,10 @@ stopped. Runs on CUDA when present, unchanged.
 Run folder: ``config.json`` (resolved config + fingerprint), ``cache/`` (vision features),
 ``metrics.jsonl`` (one line per checkpoint), ``last/`` (a loadable model + optimizer state + step,
 written every ``checkpoint_every`` steps), ``final/`` (the finished model; ``load_chat`` reads it).
+
+A long CPU run can be taken in slices: ``until_step=N`` stops after step N of the unchanged schedule and
+exports ``step-N/`` (loadable), and a later call without it goes on to the end with the same weights as
+an unbroken run. So a model shipped from step N is reproduced by one command.
 """
 
 from __future__ import annotations
@@ -106,15 +110,23 @@ class ChatRun:
         examples: list[Example] = [self.examples[r] for r in rows]
         return {k: v.to(self.net.device) for k, v in collate(examples, self.features, self.pad_id).items()}
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self, until_step: int | None = None) -> dict[str, Any]:
         o = self.config.optim
+        end = o.steps if until_step is None else until_step
+        if not 1 <= end <= o.steps:
+            raise RsvlmError(f"until_step {end}: must be between 1 and the config's optim.steps ({o.steps})")
         opt = self.optimizer()
         base = [g["lr"] for g in opt.param_groups]
         step = self._resume(opt)
+        if step > end:
+            raise RsvlmError(
+                f"{self.out}: the run is already at step {step}, past until_step {end}; "
+                "train a fresh output folder to export an earlier step"
+            )
         losses: list[float] = []
         started = time.time()
         self.net.train()
-        while step < o.steps:
+        while step < end:
             warm = min(1.0, (step + 1) / max(1, o.warmup_steps))
             cosine = 0.5 * (1 + math.cos(math.pi * step / o.steps))
             for group, lr in zip(opt.param_groups, base, strict=True):
@@ -125,7 +137,7 @@ class ChatRun:
             opt.step()
             losses.append(loss.item())
             step += 1
-            if step % o.checkpoint_every == 0 or step == o.steps:
+            if step % o.checkpoint_every == 0 or step == end:
                 seconds = time.time() - started
                 record = {"step": step, "loss": float(np.mean(losses)), "seconds_per_step": seconds / len(losses)}
                 with (self.out / "metrics.jsonl").open("a") as f:
@@ -133,7 +145,7 @@ class ChatRun:
                 self._checkpoint(opt, step)
                 self.log(f"step {step}/{o.steps} loss {record['loss']:.4f} ({record['seconds_per_step']:.2f} s/step)")
                 losses, started = [], time.time()
-        final = self.out / "final"
+        final = self.out / ("final" if step == o.steps else f"step-{step}")
         shutil.rmtree(final, ignore_errors=True)
         save_lite_chat(self.net, final, {"steps": step, "fingerprint": self.config.fingerprint()})
         return {"steps": step, "output": str(self.out), "final": str(final)}
@@ -160,8 +172,8 @@ class ChatRun:
         return step
 
 
-def train_chat(config: ChatTrainConfig, log: Log = print) -> dict[str, Any]:
-    """Train (or resume) a lite chat model as ``config`` says."""
+def train_chat(config: ChatTrainConfig, log: Log = print, until_step: int | None = None) -> dict[str, Any]:
+    """Train (or resume) a lite chat model as ``config`` says, optionally only up to ``until_step``."""
     run = ChatRun(config, log)
     run.prepare()
-    return run.fit()
+    return run.fit(until_step)
