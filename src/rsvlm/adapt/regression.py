@@ -219,16 +219,11 @@ class RegressionHead:
         """Read a saved head; with ``model``, also check that it produces the embeddings the head expects."""
         from safetensors.numpy import load_file
 
-        from rsvlm.data.dataset import read_json_object
+        from rsvlm.models.checkpoint import read_saved_config
 
         folder = Path(folder)
-        config_path, weights_path = folder / _CONFIG, folder / _WEIGHTS
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise RsvlmError(f"{path}: not found (a regression head folder holds {_CONFIG} and {_WEIGHTS})")
-        config = read_json_object(config_path)
-        if config.get("format") != FORMAT:
-            raise RsvlmError(f"{config_path}: format {config.get('format')!r} is not {FORMAT}; refit and save the head")
+        weights_path = folder / _WEIGHTS
+        config = read_saved_config(folder, _CONFIG, _WEIGHTS, FORMAT, "regression head")
         try:
             tensors = load_file(str(weights_path))
             info = config["model"]

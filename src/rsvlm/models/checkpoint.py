@@ -32,6 +32,24 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("constants.pkl") or "/code/" in name for name in zf.namelist())
 
 
+def read_saved_config(folder: Path, config_name: str, weights_name: str, fmt: str, kind: str) -> dict[str, Any]:
+    """The JSON record of a small saved artefact (a head, an adapter) once its weights file is known to exist.
+
+    One rule for every such folder: both files must be there and the record must name ``fmt``, else a
+    one-line error that names the file and says what the folder should hold.
+    """
+    from rsvlm.data.dataset import read_json_object
+
+    config_path = folder / config_name
+    for path in (config_path, folder / weights_name):
+        if not path.is_file():
+            raise RsvlmError(f"{path}: not found (a {kind} folder holds {config_name} and {weights_name})")
+    record = read_json_object(config_path)
+    if record.get("format") != fmt:
+        raise RsvlmError(f"{config_path}: not a {kind} (format {record.get('format')!r} is not {fmt!r})")
+    return record
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint in any layout the registry families use, with ``module.`` stripped."""
     import torch

@@ -343,16 +343,11 @@ def load_adapter(folder: str | Path, in_bands: int | None = None) -> SpectralAda
     """An adapter saved by ``save_adapter``; ``in_bands`` (the images' band count) is checked when given."""
     from safetensors.torch import load_file
 
-    from rsvlm.data.dataset import read_json_object
+    from rsvlm.models.checkpoint import read_saved_config
 
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise RsvlmError(f"{path}: not found (a spectral adapter folder holds {CONFIG_FILE} and {WEIGHTS_FILE})")
-    record = read_json_object(config_path)
-    if record.get("format") != FORMAT:
-        raise RsvlmError(f"{config_path}: not a spectral adapter (format is not {FORMAT!r})")
+    record = read_saved_config(folder, CONFIG_FILE, WEIGHTS_FILE, FORMAT, "spectral adapter")
     try:
         n, rgb, bands = int(record["in_bands"]), list(record["rgb"]), record.get("bands")
     except (KeyError, TypeError, ValueError) as exc:
