@@ -15,6 +15,7 @@ sample, embeddings are cached per image file). Each task kind is one function in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -203,19 +204,30 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+@functools.cache
+def shipped_manifest(name: str) -> Any:
+    """A packaged manifest, parsed once per process however many tasks and steps use it."""
+    from rsvlm.bench.manifest import manifest_path, read_manifest
+
+    return read_manifest(manifest_path(name))
+
+
 def data_manifests(suite: Any, data_root: Path, verify: bool, log: Log) -> dict[str, Any]:
-    from rsvlm.bench.manifest import manifest_path, read_manifest, verify_manifest
+    from rsvlm.bench.manifest import verify_manifest
 
     out: dict[str, Any] = {}
+    checks: dict[str, Any] = {}  # tasks sharing a manifest hash its files once
     for task in suite.tasks:
         name = task.data.manifest
         if name is None:
             out[task.id] = {"manifest": None}
             continue
-        path = manifest_path(name)
-        entry: dict[str, Any] = {"manifest": name, "files": len(read_manifest(path))}
+        manifest = shipped_manifest(name)
+        entry: dict[str, Any] = {"manifest": name, "files": len(manifest.files)}
         if verify:
-            check = verify_manifest(path, data_root)
+            if name not in checks:
+                checks[name] = verify_manifest(manifest, data_root)
+            check = checks[name]
             if not check.ok:
                 bad = (check.missing + check.changed)[:3]
                 raise RsvlmError(
@@ -265,9 +277,7 @@ def manifest_files(task: Any, data_root: Path) -> set[Path] | None:
     """Resolved paths a task's manifest lists, or None for 'the whole dataset'."""
     if task.data.manifest is None:
         return None
-    from rsvlm.bench.manifest import manifest_path, read_manifest
-
-    return {(data_root / p).resolve() for p in read_manifest(manifest_path(task.data.manifest))}
+    return {(data_root / p).resolve() for p in shipped_manifest(task.data.manifest)}
 
 
 def open_task_dataset(task: Any, data_root: Path) -> Any:
@@ -322,10 +332,8 @@ def training_pool(model: str, data_root: Path) -> list[Path] | None:
     them). None for models whose training images are not enumerable here."""
     if model not in ("rsvlm-lite", "rsvlm-lite-chat"):
         return None
-    from rsvlm.bench.manifest import manifest_path, read_manifest
-
-    aid = {p for p in read_manifest(manifest_path("aid.txt")) if str(p).startswith("aid/")}
-    test = set(read_manifest(manifest_path("rsicd-test.txt")))
+    aid = {p for p in shipped_manifest("aid.txt") if str(p).startswith("aid/")}
+    test = set(shipped_manifest("rsicd-test.txt"))
     return [data_root / p for p in sorted(aid - test, key=str)]
 
 
