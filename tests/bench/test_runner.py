@@ -112,3 +112,37 @@ def test_a_run_folder_of_another_suite_is_refused(tmp_path: Path, shared_data: P
 def test_unknown_model_is_refused(tmp_path: Path, shared_data: Path) -> None:
     with pytest.raises(RsvlmError, match="unknown model 'no-such-model'"):
         runner.run_suite(load_suite("smoke"), ["no-such-model"], tmp_path, shared_data, log=lambda m: None)
+
+
+def test_results_of_other_weights_are_redone_not_reused(tmp_path: Path, shared_data: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from rsvlm.models.lite import packaged_weights
+
+    folder = tmp_path / "my-lite"
+    shutil.copytree(packaged_weights("rsvlm-lite"), folder)
+    spec_file = tmp_path / "suite.yaml"
+    spec_file.write_text(SUITE.split("  - id: rsvqa-lr-12")[0], encoding="utf-8")  # the zero-shot task only
+    suite = load_suite(spec_file)
+    messages: list[str] = []
+    out = tmp_path / "run"
+    runner.run_suite(suite, [str(folder)], out, shared_data, log=messages.append)
+    result = next(out.glob("results/*/aid-zeroshot-48.json"))
+    first = json.loads(result.read_text())
+    assert first["weights_digest"] == runner.weights_digest(str(folder))
+
+    runner.run_suite(suite, [str(folder)], out, shared_data, log=messages.append)
+    assert any(m.endswith("aid-zeroshot-48: done already") for m in messages)
+    assert not any("redoing" in m for m in messages)
+
+    state = load_file(str(folder / "model.safetensors"))  # the folder is retrained: other weights, same name
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 2)
+    state[name] = state[name] * 0.5
+    save_file(state, str(folder / "model.safetensors"))
+    runner.run_suite(suite, [str(folder)], out, shared_data, log=messages.append)
+    assert any("came from other weights" in m and "redoing it" in m for m in messages)
+    second = json.loads(result.read_text())
+    assert second["weights_digest"] == runner.weights_digest(str(folder)) != first["weights_digest"]
+    assert runner.weights_digest("rsvlm-lite") is not None and runner.weights_digest("openai-vit-b-32") is None

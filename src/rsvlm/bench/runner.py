@@ -3,11 +3,12 @@
 Layout of a run folder (the contract the leaderboard and report read)::
 
     run.json                       suite, models, environment, seeds, data manifests and their digests
-    results/<model>/<task>.json    metrics, leakage flag, anchors and plot details of one pair
+    results/<model>/<task>.json    metrics, leakage flag, anchors, plot details and weights digest of one pair
     work/<model>/<task>/           per-sample predictions (chat) — an interrupted task resumes here
     features/                      embedding cache (contrastive) — an interrupted embedding resumes here
 
-A finished pair is never recomputed; rerunning the same command after a kill continues where it
+A finished pair is not recomputed unless the model's own weights changed since (rsvlm's shipped models and
+local folders are hashed); rerunning the same command after a kill continues where it
 stopped, and the metrics equal those of an uninterrupted run (predictions are greedy and cached per
 sample, embeddings are cached per image file). Each task kind is one function in ``KIND_RUNNERS``.
 """
@@ -131,6 +132,47 @@ def load_model(name: str, family: str) -> Any:
     return load_contrastive(name, None, download=False)
 
 
+def weights_digest(name: str) -> str | None:
+    """SHA-256 over a model's own weight files (a local folder or a model shipped in the package), or None.
+
+    A result made by other weights than the ones named now must not be reused when a run resumes: rsvlm's
+    shipped models change when they are retrained, and a folder can be overwritten. Third-party releases
+    are fixed named tags and are not hashed.
+    """
+    import hashlib
+
+    from rsvlm.models.chat.registry import CHAT_MODELS
+    from rsvlm.models.registry import MODELS
+
+    folder = Path(name)
+    if not folder.is_dir():
+        packaged = (name in CHAT_MODELS and CHAT_MODELS[name].packaged) or (
+            name in MODELS and MODELS[name].loader == "lite"
+        )
+        if not packaged:
+            return None
+        from rsvlm.models.lite import packaged_weights
+
+        folder = packaged_weights(name)
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("config.json")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _stale(target: Path, digest: str | None, out: Path, model: str, task_id: str, log: Log) -> bool:
+    """True (after clearing the pair's result and per-sample work) when ``target`` came from other weights."""
+    import shutil
+
+    recorded = json.loads(target.read_text(encoding="utf-8")).get("weights_digest")
+    if digest is None or recorded == digest:
+        return False
+    log(f"{model} · {task_id}: the saved result came from other weights than {model}'s now; redoing it")
+    target.unlink()
+    shutil.rmtree(out / "work" / slug(model) / task_id, ignore_errors=True)
+    return True
+
+
 def run_suite(
     suite: Any,
     models: list[str],
@@ -169,9 +211,10 @@ def run_suite(
         pairs += [(model, t) for t in suite.tasks if KINDS[t.kind].family == families[model]]
     pairs += [("published", t) for t in suite.tasks if KINDS[t.kind].family == "embeddings"]
     loaded: dict[str, Any] = {}
+    digests = {m: weights_digest(m) for m in models}
     for n, (model, task) in enumerate(pairs, start=1):
         target = out / "results" / slug(model) / f"{task.id}.json"
-        if target.is_file():
+        if target.is_file() and not _stale(target, digests.get(model), out, model, task.id, log):
             log(f"[{n}/{len(pairs)}] {model} · {task.id}: done already")
             continue
         family = KINDS[task.kind].family
@@ -192,6 +235,7 @@ def run_suite(
             seconds=round(time.perf_counter() - start, 2),
             seen_in_training=_seen(model, task),
             anchors=[a.__dict__ for a in task.anchors],
+            weights_digest=digests.get(model),
         )
         result["metrics"] = {k: v for k, v in result["metrics"].items() if isinstance(v, int | float)}
         write_json_atomic(target, result)
