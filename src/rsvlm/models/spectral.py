@@ -179,21 +179,25 @@ class SpectralAdapter(torch.nn.Module):
 
 
 def scene_limits(image: RasterImage, low: float = 2.0, high: float = 98.0) -> tuple[list[float], list[float]]:
-    """Per-band ``low``/``high`` percentiles over the valid pixels: the usual stretch limits for an adapter."""
-    valid = image.valid_mask()
-    if not valid.any():
+    """Per-band ``low``/``high`` percentiles over the valid pixels: the usual stretch limits for an adapter.
+
+    The same limits (and nodata rule) as the scene composites of ``rsvlm.geo``, so an adapter initialised
+    from them starts as exactly the composite the maps and reports show.
+    """
+    from rsvlm.geo.bands import band_stats, data_mask
+
+    if not data_mask(image).any():
         raise RsvlmError("the image has no valid pixels to compute stretch limits from (check its nodata value)")
-    values = image.data[:, valid].astype(np.float64)
-    lo, hi = np.percentile(values, [low, high], axis=1)
-    hi = np.maximum(hi, lo + 1e-6 * np.maximum(1.0, np.abs(lo)))  # constant bands still get a usable stretch
-    return [float(v) for v in lo], [float(v) for v in hi]
+    stats = band_stats(image, (low, high))
+    return list(stats.lo), list(stats.hi)
 
 
 def spectral_pixels(image: RasterImage, adapter: SpectralAdapter, size: int, name: str) -> torch.Tensor:
     """An N-band image → ``(N, size, size)`` float32 raw values ready for the adapter.
 
-    Nodata pixels become each band's ``lo`` first (black in the initial composite), so they never leak
-    huge fill values into the interpolation.
+    Pixels with nodata in any band become each band's ``lo`` first (black in the initial composite), so they
+    never leak huge fill values into the interpolation. (Stricter than the scene rule of ``geo.bands.data_mask``
+    on purpose: an adapter mixes all bands, so one missing band spoils the whole pixel.)
     """
     if image.band_count != adapter.in_bands:
         raise RsvlmError(
