@@ -146,3 +146,50 @@ def test_results_of_other_weights_are_redone_not_reused(tmp_path: Path, shared_d
     second = json.loads(result.read_text())
     assert second["weights_digest"] == runner.weights_digest(str(folder)) != first["weights_digest"]
     assert runner.weights_digest("rsvlm-lite") is not None and runner.weights_digest("openai-vit-b-32") is None
+
+
+BOX_SUITE = """
+name: box-check
+version: 1
+description: Counting and grounding on the held-out NEON region, tiled by the runner.
+tasks:
+  - id: neon-counting
+    kind: counting
+    data: {path: neon_trees, manifest: neon.txt}
+    metrics: [mae, exact]
+    options: {protocol: counting/1, max_new_tokens: 8, object_name: trees, tile: 200, regions: [OSBS_029.tif]}
+  - id: neon-grounding
+    kind: grounding
+    data: {path: neon_trees, manifest: neon.txt}
+    metrics: [acc@0.5, mean_iou]
+    options: {protocol: grounding/1, max_new_tokens: 32, object_name: trees, tile: 200, regions: [OSBS_029.tif]}
+"""
+
+
+def test_box_tasks_score_the_held_out_tiles_the_instruction_builder_holds_out(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    from rsvlm.build.instructions import write_voc_tiles
+    from rsvlm.data.raster import read_image
+    from rsvlm.data.registry import open_dataset
+
+    spec_file = tmp_path / "suite.yaml"
+    spec_file.write_text(BOX_SUITE, encoding="utf-8")
+    out = tmp_path / "run"
+    runner.run_suite(load_suite(spec_file), ["rsvlm-lite-chat"], out, shared_data, log=lambda m: None)
+    counting = json.loads((out / "results/rsvlm-lite-chat/neon-counting.json").read_text())
+    assert counting["samples"] == 4 and counting["metrics"]["mae"] >= 0  # OSBS_029 is 400 px: 2 x 2 tiles
+    tiles = sorted(p.name for p in (out / "data/neon-counting-tiles").glob("*.png"))
+    assert tiles == ["OSBS_029_0_0.png", "OSBS_029_0_200.png", "OSBS_029_200_0.png", "OSBS_029_200_200.png"]
+
+    # the same tiles and boxes as the builder's held-out folder (one function writes both)
+    record = next(r for r in open_dataset(shared_data / "neon_trees").records if r.id == "OSBS_029")
+    assert record.image_path is not None and record.boxes is not None
+    own = tmp_path / "builder"
+    write_voc_tiles(read_image(record.image_path), record.boxes, "OSBS_029", own, 200, "trees", True)
+    written = sorted((out / "data/neon-grounding-tiles").glob("*.xml"))
+    assert [x.name for x in written] == sorted(x.name for x in own.glob("*.xml")) and len(written) == 4
+    assert all(x.read_text() == (own / x.name).read_text() for x in written)
+    grounding = json.loads((out / "results/rsvlm-lite-chat/neon-grounding.json").read_text())
+    expressions = sum(x.read_text().count("<description>") for x in own.glob("*.xml"))
+    assert grounding["samples"] == expressions == 3

@@ -602,7 +602,7 @@ def run_chat_classify(task: Any, ctx: Context) -> dict[str, Any]:
 
 def _box_tiles(task: Any, ctx: Context, grounding: bool = False) -> Any:
     """Held-out tiles of a box set as a VOC folder in the run (written once, same tiling as the instruction data)."""
-    from rsvlm.build.instructions import _write_tile, _write_voc, boxes_in_tile, referring_expressions, tiles
+    from rsvlm.build.instructions import write_voc_tiles
     from rsvlm.data.raster import read_image
     from rsvlm.data.registry import open_dataset
 
@@ -610,19 +610,11 @@ def _box_tiles(task: Any, ctx: Context, grounding: bool = False) -> Any:
     if not (folder / ".complete").is_file():
         tile = int(task.options.get("tile", 200))
         regions = set(task.options.get("regions", []))
-        source = open_dataset(ctx.data_root / task.data.path)
-        for r in source.records:
+        object_name = str(task.options.get("object_name", "tree"))
+        for r in open_dataset(ctx.data_root / task.data.path).records:
             if r.image_path is None or r.boxes is None or (regions and r.image_path.name not in regions):
                 continue
-            image = read_image(r.image_path)
-            for window in tiles(image.height, image.width, tile, tile):
-                x, y, w, h = window
-                inside = boxes_in_tile(r.boxes, window)
-                name = f"{r.image_path.stem}_{x}_{y}"
-                png = _write_tile(image.data[:, y : y + h, x : x + w], folder / f"{name}.png")
-                object_name = str(task.options.get("object_name", "tree"))
-                expressions = referring_expressions(inside, object_name) if grounding else []
-                _write_voc(folder / f"{name}.xml", png.name, w, h, inside, expressions)
+            write_voc_tiles(read_image(r.image_path), r.boxes, r.image_path.stem, folder, tile, object_name, grounding)
         (folder / ".complete").write_text("ok", encoding="utf-8")
     return open_dataset(folder, format="voc")
 

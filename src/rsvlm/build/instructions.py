@@ -263,26 +263,17 @@ def _box_source(ctx: _Context, src: InstructionSource, name: str, task_name: str
     for r in ds.records:
         if r.image_path is None or r.boxes is None:
             continue
-        held = r.image_path.name in src.test_images
         image = read_image(r.image_path)
-        stride = src.tile if held else src.tile // 2
-        for window in tiles(image.height, image.width, src.tile, stride):
+        if r.image_path.name in src.test_images:
+            folder, wants_text = ctx.out / "heldout" / f"{name}-{task_name}", task_name == "grounding"
+            write_voc_tiles(image, r.boxes, r.image_path.stem, folder, src.tile, src.object_name, wants_text)
+            continue
+        for window in tiles(image.height, image.width, src.tile, src.tile // 2):
             x, y, w, h = window
             inside = boxes_in_tile(r.boxes, window)
             tile_id = f"{r.image_path.stem}_{x}_{y}"
-            folder = ctx.out / ("heldout" if held else "images") / (f"{name}-{task_name}" if held else name)
-            tile_path = _write_tile(image.data[:, y : y + h, x : x + w], folder / f"{tile_id}.png")
+            tile_path = _write_tile(image.data[:, y : y + h, x : x + w], ctx.out / "images" / name / f"{tile_id}.png")
             expressions = referring_expressions(inside, src.object_name)
-            if held:
-                _write_voc(
-                    folder / f"{tile_id}.xml",
-                    tile_path.name,
-                    w,
-                    h,
-                    inside,
-                    expressions if task_name == "grounding" else [],
-                )
-                continue
             if task_name == "counting":
                 tile_sample = Sample(id=tile_id, boxes=inside)
                 prompt = counting.prompt(tile_sample, ctx.config.family)
@@ -295,6 +286,20 @@ def _box_source(ctx: _Context, src: InstructionSource, name: str, task_name: str
                     convs.append(_conversation(ctx, f"{name}-{tile_id}-{k}", tile_path, prompt, answer, "grounding"))
     split = {"train": sorted(set(names) - set(src.test_images)), "test": sorted(src.test_images)}
     return Built(_limit(ctx, convs, src.max_samples), split)
+
+
+def write_voc_tiles(
+    image: Any, boxes: Boxes, stem: str, folder: Path, tile: int, object_name: str, grounding: bool
+) -> None:
+    """Non-overlapping ``tile`` px tiles of one held-out image as PNG + Pascal-VOC XML, the layout
+    ``rsvlm eval counting|grounding`` reads; for grounding each kept box carries its referring expression."""
+    for window in tiles(image.height, image.width, tile, tile):
+        x, y, w, h = window
+        inside = boxes_in_tile(boxes, window)
+        tile_id = f"{stem}_{x}_{y}"
+        png = _write_tile(image.data[:, y : y + h, x : x + w], folder / f"{tile_id}.png")
+        expressions = referring_expressions(inside, object_name) if grounding else []
+        _write_voc(folder / f"{tile_id}.xml", png.name, w, h, inside, expressions)
 
 
 def _write_tile(pixels: Any, path: Path) -> Path:
