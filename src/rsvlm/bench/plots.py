@@ -8,26 +8,18 @@ name, never an exception: a report of a finished run must not fail because a dat
 
 from __future__ import annotations
 
-import base64
 import functools
-import html
-import io
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from rsvlm.htmlkit import esc, image_uri
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 """One colour per model (Tableau 10 less cyan), in column order."""
 GOOD, BAD, GREY = "#2e7d32", "#c62828", "#9e9e9e"
 FONT = 11
 THUMB_PX = 160
-_URL = re.compile(r"(?i)\bhttps?://")
-
-
-def esc(value: object) -> str:
-    """HTML-escaped text with URL schemes dropped (``https://a.org/x`` → ``a.org/x``): the report links nowhere."""
-    return html.escape(_URL.sub("", str(value)), quote=True)
 
 
 def number(value: object) -> float | None:
@@ -270,11 +262,9 @@ def _thumbnail(path: str, max_px: int) -> tuple[str, int, int, int, int] | None:
             im.draft("RGB", (max_px, max_px))  # JPEG: decode at reduced scale, much faster for big scenes
             rgb = im.convert("RGB")  # no EXIF rotation: boxes are in the stored pixel grid
             rgb.thumbnail((max_px, max_px))
-            buffer = io.BytesIO()
-            rgb.save(buffer, format="JPEG", quality=85)
+            uri = image_uri(rgb, jpeg=True, quality=85)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
-    uri = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     return uri, rgb.width, rgb.height, size[0], size[1]
 
 

@@ -32,8 +32,8 @@ from rsvlm.bench.leaderboard import (
     leaderboard,
     read_run,
 )
-from rsvlm.bench.plots import esc
 from rsvlm.errors import RsvlmError
+from rsvlm.htmlkit import esc, table
 
 MAX_EXAMPLES = 6
 """Examples shown per model and task: enough to see what the model does, few enough to keep the file small."""
@@ -56,20 +56,7 @@ figure.rank{width:170px} .pair{display:flex;gap:1rem;margin:.8rem 0;align-items:
 """
 
 
-# -- small HTML helpers -------------------------------------------------------------------------------------------
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], raw: bool = False, numeric: Sequence[int] = ()) -> str:
-    """A table; cells are escaped unless ``raw`` (then the caller escaped them)."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    num = ' class="num"'
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{num if i in numeric else ''}>{c if raw else esc(c)}</td>" for i, c in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
+# -- small HTML helpers (the shared ones are in rsvlm.htmlkit) ---------------------------------------------------
 def _chart(kind: str, svg: str, caption: str = "") -> str:
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     return f'<figure class="chart" data-plot="{esc(kind)}">{svg}{cap}</figure>'
@@ -94,13 +81,13 @@ def _header(run: Mapping[str, Any], models: Sequence[str]) -> str:
         ["finished", str(finished) if finished else "not finished: the run was interrupted or is still going"],
         ["report written", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
     ]
-    parts = [_table(["run", ""], facts)]
+    parts = [table(["run", ""], facts)]
     env = run.get("environment")
     if isinstance(env, Mapping) and env:
-        parts.append("<h3>Environment</h3>" + _table(["", ""], [[str(k), str(v)] for k, v in env.items()]))
+        parts.append("<h3>Environment</h3>" + table(["", ""], [[str(k), str(v)] for k, v in env.items()]))
     seeds = run.get("seeds")
     if isinstance(seeds, Mapping) and seeds:
-        parts.append("<h3>Seeds</h3>" + _table(["", ""], [[str(k), str(v)] for k, v in seeds.items()]))
+        parts.append("<h3>Seeds</h3>" + table(["", ""], [[str(k), str(v)] for k, v in seeds.items()]))
     data = run.get("data")
     if isinstance(data, Mapping) and data:
         rows = []
@@ -120,7 +107,7 @@ def _header(run: Mapping[str, Any], models: Sequence[str]) -> str:
         parts.append(
             '<h3>Data</h3><p class="muted">SHA-256 digest of each task\'s data manifest; '
             '"verified" means every file was hashed against it before the run.</p>'
-            + _table(["task", "manifest", "digest (sha256)", "files", "verified"], rows, raw=True, numeric=[3])
+            + table(["task", "manifest", "digest (sha256)", "files", "verified"], rows, raw=True, numeric=[3])
         )
     return "".join(parts)
 
@@ -148,7 +135,7 @@ def _board_html(board: Leaderboard, ids: Mapping[str, str]) -> str:
         rows.append(cells)
     legend = "".join(f"<li><b>{esc(k)}</b> = {esc(v)}</li>" for k, v in LEGEND.items())
     return (
-        _table(header, rows, raw=True, numeric=range(2, 2 + len(board.models)))
+        table(header, rows, raw=True, numeric=range(2, 2 + len(board.models)))
         + f'<ul class="muted">{legend}<li><b>↓</b> = lower is better; <b>bold</b> = best of the row</li></ul>'
     )
 
@@ -174,7 +161,7 @@ def _anchors_html(board: Leaderboard) -> str:
     return (
         '<p class="muted">Each of our numbers beside the published one for the same model and dataset. A difference '
         "is only meaningful together with the protocol difference in the last column (prompts, split, image size, "
-        "metric definition).</p>" + _table(header, body, numeric=[3, 4, 5])
+        "metric definition).</p>" + table(header, body, numeric=[3, 4, 5])
     )
 
 
@@ -263,7 +250,7 @@ def _vqa(results: Sequence[ResultRow], base: Path) -> str:
             for e in examples
         ]
         parts.append(f"<h3>{esc(r.model)}: examples</h3>")
-        parts.append(_table(["image", "question", "answer", "prediction", ""], rows, raw=True))
+        parts.append(table(["image", "question", "answer", "prediction", ""], rows, raw=True))
     return "".join(parts)
 
 
@@ -349,7 +336,7 @@ def _summary(results: Sequence[ResultRow]) -> str:
                 seen,
             ]
         )
-    return _table(["model", "samples", "seconds", "metrics", "copy-free", "seen in training"], rows, True, [1, 2])
+    return table(["model", "samples", "seconds", "metrics", "copy-free", "seen in training"], rows, True, [1, 2])
 
 
 def _task_section(task: str, results: Sequence[ResultRow], base: Path, anchor: str) -> str:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rsvlm.geo.outputs import class_color, png_bytes
+from rsvlm.htmlkit import bytes_uri, esc, image_uri, table
+
+__all__ = ["Report", "data_uri", "esc", "figure", "file_links", "legend", "table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
@@ -35,29 +35,13 @@ background:linear-gradient(90deg,#000004,#57106e,#bc3754,#f98e09,#fcffa4)}
 
 def data_uri(rgb: npt.NDArray[np.uint8] | bytes, *, photo: bool = False) -> str:
     """A base64 image URI; ``photo`` images (scene overlays, PNG bytes or arrays) go in as JPEG, 10x smaller."""
+    from PIL import Image
+
     if isinstance(rgb, bytes):
         if not photo:
-            return "data:image/png;base64," + base64.b64encode(rgb).decode("ascii")
-        from PIL import Image
-
+            return bytes_uri(rgb)
         rgb = np.asarray(Image.open(io.BytesIO(rgb)).convert("RGB"))
-    if photo:
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.fromarray(rgb).save(buffer, format="JPEG", quality=88)
-        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode("ascii")
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]], raw: bool = False) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c if raw else esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return image_uri(Image.fromarray(rgb), jpeg=True) if photo else bytes_uri(png_bytes(rgb))
 
 
 def figure(image: npt.NDArray[np.uint8] | bytes, caption: str, css: str = "map") -> str:
