@@ -166,3 +166,21 @@ def test_max_per_task_keeps_the_first_conversations_of_each_task(setup: dict[str
     typo = {**setup, "data": {**setup["data"], "max_per_task": {"captions": 2}}, "output": str(tmp_path / "typo")}
     with pytest.raises(RsvlmError, match=r"no captions conversations .*tasks: \['caption'\]"):
         ChatRun(chat_config_from_dict(typo), log=lambda _m: None).prepare()
+
+
+def test_a_second_stage_starts_from_the_first_stages_weights(setup: dict[str, Any], tmp_path: Path) -> None:
+    first = Path(train_chat(_config(setup, tmp_path / "first"), log=lambda _m: None)["final"])
+    stage2 = {**setup, "init": str(first), "optim": {**setup["optim"], "steps": 1}}
+    run = ChatRun(chat_config_from_dict({**stage2, "output": str(tmp_path / "second")}), log=lambda _m: None)
+    run.prepare()
+    start = load_file(str(first / "model.safetensors"))
+    now = run.net.trainable_state_dict()
+    assert all(torch.equal(start[k], now[k]) for k in start if k != "vocab_subset")
+    assert set(start["vocab_subset"].tolist()) <= set(now["vocab_subset"].tolist())
+    assert run.config.fingerprint() != _config(setup, tmp_path / "x").fingerprint()
+
+    other = {**setup, "init": str(first), "model": {**setup["model"], "lora_rank": 4}}
+    with pytest.raises(RsvlmError, match="model section differs"):
+        ChatRun(chat_config_from_dict({**other, "output": str(tmp_path / "third")}), log=lambda _m: None).prepare()
+    with pytest.raises(RsvlmError, match="not found"):
+        chat_config_from_dict({**setup, "init": str(tmp_path / "nothing"), "output": "x"}).fingerprint()

@@ -84,6 +84,26 @@ class ChatRun:
         self.features = vision_cache(self.net, images, cache, self.log)
         if cfg.optim.restrict_vocab:
             self.net.set_vocab_subset(answer_vocab(self.examples, stop_ids(self.net.tokenizer)))
+        if cfg.init is not None:
+            self._start_from(Path(cfg.init))
+
+    def _start_from(self, folder: Path) -> None:
+        """Seed a second stage with ``folder``'s trained tensors; its output vocabulary is kept (joined with
+        this stage's answers), so a stage trained on fewer captions can still say what the first one could."""
+        from safetensors.torch import load_file
+
+        from rsvlm.models.chat.lite_chat import read_lite_chat_config
+
+        if read_lite_chat_config(folder) != self.config.model:
+            raise RsvlmError(f"init {folder}: its config.json model section differs from this config's model")
+        state = load_file(str(folder / "model.safetensors"))
+        own, theirs = self.net.vocab_subset, state.get("vocab_subset")
+        self.net.load_trainable({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, str(folder))
+        if own is not None and theirs is not None:
+            self.net.set_vocab_subset(torch.cat([own.cpu(), theirs]))
+        else:
+            self.net.set_vocab_subset(None)
+        self.log(f"starting from {folder}")
 
     def optimizer(self) -> torch.optim.Optimizer:
         """AdamW with the alignment layer and LoRA at their own learning rates."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.lite_chat import LiteChatConfig
-from rsvlm.train.config import check_keys, digest, read_config_file
+from rsvlm.train.config import check_keys, digest, file_digest, read_config_file
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,23 @@ class ChatTrainConfig:
     output: str = "runs/chat"
     cache_dir: str | None = None
     """Where frozen vision features are cached (default ``<output>/cache``)."""
+    init: str | None = None
+    """A saved lite chat folder whose trained tensors start this run (a second training stage, e.g. a
+    different task mix); its ``model`` section must equal this config's. ``None``: fresh initialisation."""
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the result (not how often it is checkpointed); resume must match."""
+        """Hash of everything that changes the result (not how often it is checkpointed); resume must match.
+
+        A second stage hashes its starting weights by content, not by path, so a retrained ``init`` folder
+        is a different run."""
         data = asdict(self)
         data.pop("cache_dir")
         data.pop("output")
         data["optim"].pop("checkpoint_every")
+        if self.init is None:
+            data.pop("init")
+        else:
+            data["init"] = file_digest(Path(self.init) / "model.safetensors")
         return digest(data)
 
 

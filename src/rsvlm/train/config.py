@@ -83,6 +83,17 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def file_digest(path: Path) -> str:
+    """Content hash of a weights file, so a config that starts from it names exactly those weights."""
+    if not path.is_file():
+        raise RsvlmError(f"{path}: not found (init must be a saved lite chat folder holding model.safetensors)")
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def check_keys(cls: Any, data: Any, where: str) -> dict[str, Any]:
     """``data`` as a dict whose keys are all fields of dataclass ``cls``: a typo is an error, never ignored."""
     if not isinstance(data, dict):

@@ -70,6 +70,6 @@ def test_cli_uses_the_shipped_model_by_default(model: ChatModel, shared_data: Pa
     assert json.loads(captioned.stdout.strip().splitlines()[-1]) == {"image": str(image), "caption": EXPECTED[0]}
 
 
-EXPECTED = ["many green trees are in a forest .", "yes", "1"]
-"""What the shipped model (500 steps, see its MODEL_CARD.md) answers: the caption is wrong (a beach), which
-is what this test pins, not endorses; retraining the model means updating these strings."""
+EXPECTED = ["a piece of green ocean is near a yellow beach .", "yes", "1"]
+"""What the shipped model (step 3,000 of its 4,000-step recipe, see its MODEL_CARD.md) answers on this RSICD
+test image; the count is wrong (no trees), which this test pins, not endorses. Retraining means updating these."""
