@@ -7,7 +7,9 @@ For each model (a saved lite chat folder, or a registered name such as ``rsvlm-l
   scores use all 1,093). None of these images is in the instruction data (excluded by file content).
 - RSVQA LR and HR on the images the instruction builder held out (``heldout/rsvqa-*.txt``: 20 % of the
   images, split by image with seed 0), accuracy per type (vqa-rsvqa/1), next to the majority answer per
-  type learnt on the training images and scored on the same held-out questions. Count: exact and MAE.
+  type learnt on the training images and scored on the same held-out questions (issue 6's baseline), and
+  a stronger blind one: the majority answer per question ("question prior (no image)"). Count: exact and
+  MAE. ``--blind`` reruns a model with every image replaced by uniform grey, to see what it gets from looking.
 - NEON tree counting (counting/1) and grounding (grounding/1) on the held-out OSBS_029 tiles, next to the
   box-free baseline: the mean count of the training tiles.
 
@@ -15,7 +17,7 @@ Every run is a resumable ``evaluate_chat`` folder under ``--out`` (rerun the sam
 Usage:
   python benchmarks/chat_model.py [--model rsvlm-lite-chat] [--model runs/chat-study/mlp/final …]
       [--instructions runs/instructions] [--data ../shared/data] [--out runs/bench-chat] [--limit N]
-      [--tasks caption,vqa-lr,vqa-hr,counting,grounding] [--json OUT] [--markdown OUT]
+      [--tasks caption,vqa-lr,vqa-hr,counting,grounding] [--blind] [--json OUT] [--markdown OUT]
 The instruction folder comes from: rsvlm data instructions --config configs/instructions-rs.yaml --out …
 """
 
@@ -63,9 +65,10 @@ def train_image_names(instructions: Path, source: str) -> set[str]:
 
 
 def majority_baseline(dataset: Any, train: set[str], heldout: set[str]) -> dict[str, Any]:
-    """Majority answer per type learnt on the training images, scored on the held-out ones."""
+    """Two blind baselines learnt on the training images, scored on the held-out ones: the majority
+    answer per type (issue 6's bar) and, under ``question_prior``, the majority answer per question."""
     from rsvlm.tasks.chat.protocols import load_protocol
-    from rsvlm.tasks.chat.vqa import VqaTask, canonical_type, majority_answers
+    from rsvlm.tasks.chat.vqa import VqaTask, canonical_type, majority_answers, question_key, question_prior_answers
 
     task = VqaTask()
     protocol = load_protocol(task.protocol_id)
@@ -73,7 +76,37 @@ def majority_baseline(dataset: Any, train: set[str], heldout: set[str]) -> dict[
     test = [s for s in dataset.records if s.image_path is not None and s.image_path.name in heldout]
     majority = majority_answers(fit, protocol)
     predictions = [majority.get(canonical_type(s.question_type, protocol), "") for s in test]
-    return {"majority": majority, **task.score(test, predictions, "pixel")}
+    prior = question_prior_answers(fit, protocol)
+    by_question = [
+        prior.get(question_key(s.question or ""), majority.get(canonical_type(s.question_type, protocol), ""))
+        for s in test
+    ]
+    return {
+        "majority": majority,
+        **task.score(test, predictions, "pixel"),
+        "question_prior": {"questions": len(prior), **task.score(test, by_question, "pixel")},
+    }
+
+
+class GrayImages:
+    """A chat model whose every image is replaced by a uniform mid-grey one of the same shape: what it
+    answers then comes from the question alone (``--blind``), which separates looking from guessing."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.name = f"{model.name} (grey image)"
+        self.family, self.box_format = model.family, model.box_format
+
+    def generate(self, requests: Any, config: Any = None) -> list[str]:
+        from dataclasses import replace
+
+        import numpy as np
+
+        def grey(image: Any) -> Any:
+            return replace(image, data=np.full_like(image.data, 128))
+
+        blind = [replace(r, images=tuple(grey(i) for i in r.images)) for r in requests]
+        return list(self.model.generate(blind, config))
 
 
 def mean_count_baseline(instructions: Path, dataset: Any, task: Any) -> dict[str, Any]:
@@ -98,7 +131,10 @@ def run_model(source: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     model = load_chat(source)
     print(f"{source}: loaded in {time.time() - started:.0f}s", file=sys.stderr)
-    folder = Path(args.out) / _slug(source if not Path(source).is_dir() else str(Path(source)))
+    slug = _slug(source if not Path(source).is_dir() else str(Path(source)))
+    folder = Path(args.out) / (slug + "-grey" * args.blind)
+    if args.blind:
+        model = GrayImages(model)
     data, instr = Path(args.data), Path(args.instructions)
     heldout = instr / "heldout"
     jobs: dict[str, tuple[Any, dict[str, Any], Any, int]] = {
@@ -115,6 +151,7 @@ def run_model(source: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     path = Path(source)
     label = path.parent.name if path.is_dir() and path.name in {"final", "last"} else model.name
+    label += " (grey image)" * (args.blind and not label.endswith("(grey image)"))
     result: dict[str, Any] = {"model": source, "name": label, "tasks": {}}
     for name in args.tasks:
         opener, options, subset_of, max_new = jobs[name]
@@ -213,7 +250,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines += ["", f"RSVQA {source[-2:].upper()}, held-out images, accuracy % (count: exact; MAE in objects)", ""]
         lines.append("| model | " + " | ".join(types) + " | count MAE | overall | average |")
         lines.append("|---" * (len(types) + 4) + "|")
-        for label, m in [*[(r["name"], r["tasks"][source]["metrics"]) for r in rows], ("majority per type", base)]:
+        baselines = [("majority per type", base), ("question prior (no image)", base["question_prior"])]
+        for label, m in [*[(r["name"], r["tasks"][source]["metrics"]) for r in rows], *baselines]:
             cells = [_f(m["per_type"].get(t, {}).get("accuracy")) for t in types]
             mae = m["per_type"].get("count", {}).get("mae")
             lines.append(
@@ -233,6 +271,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--blind", action="store_true", help="replace every image by uniform grey (ablation)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--markdown", default=None)
     args = parser.parse_args()

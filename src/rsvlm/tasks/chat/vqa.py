@@ -156,6 +156,33 @@ def majority_answers(samples: Iterable[Sample], protocol: TaskProtocol) -> dict[
     return {q: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for q, c in sorted(counts.items())}
 
 
+_PRESENCE_FORMS = (re.compile(r"^is there (?:an? )?(.*)$"), re.compile(r"^is (?:an? )?(.*) present$"))
+
+
+def question_key(question: str) -> str:
+    """One key for RSVQA's phrasings of the same question ("is there a road" = "is a road present in the
+    image"), so a question prior pools them."""
+    q = re.sub(r"\s+", " ", question.lower().rstrip(" ?").replace(" in the image", "")).strip()
+    for form in _PRESENCE_FORMS:
+        if m := form.match(q):
+            return m.group(1)
+    return q
+
+
+def question_prior_answers(samples: Iterable[Sample], protocol: TaskProtocol) -> dict[str, str]:
+    """Most frequent normalised answer per question (``question_key``; ties: alphabetically first).
+
+    A blind baseline stronger than ``majority_answers``: it learns from the training questions alone
+    what RSVQA's generator tends to answer ("is there a circular road" is nearly always "no"), so the gap
+    between a model and this prior is what the model gets from the image."""
+    counts: dict[str, Counter[str]] = {}
+    for s in samples:
+        if s.answer is None or not s.question:
+            continue
+        counts.setdefault(question_key(s.question), Counter())[normalize_answer(s.answer, protocol.normalisation)] += 1
+    return {q: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for q, c in sorted(counts.items())}
+
+
 class VqaTask(ProtocolTask):
     """Free-text VQA on samples with ``question``, ``answer`` and ``question_type``."""
 
