@@ -153,6 +153,11 @@ def majority_answers(samples: Iterable[Sample], protocol: TaskProtocol) -> dict[
             continue
         q = canonical_type(s.question_type, protocol)
         counts.setdefault(q, Counter())[normalize_answer(s.answer, protocol.normalisation)] += 1
+    return _most_frequent(counts)
+
+
+def _most_frequent(counts: dict[str, Counter[str]]) -> dict[str, str]:
+    """Per key, the most frequent answer; ties go to the alphabetically first, so baselines are stable."""
     return {q: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for q, c in sorted(counts.items())}
 
 
@@ -180,7 +185,7 @@ def question_prior_answers(samples: Iterable[Sample], protocol: TaskProtocol) ->
         if s.answer is None or not s.question:
             continue
         counts.setdefault(question_key(s.question), Counter())[normalize_answer(s.answer, protocol.normalisation)] += 1
-    return {q: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for q, c in sorted(counts.items())}
+    return _most_frequent(counts)
 
 
 class VqaTask(ProtocolTask):
