@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
@@ -162,20 +163,61 @@ def test_smoothing_commutes_with_flips_and_turns() -> None:
         np.testing.assert_allclose(a, _variants(b), atol=1e-5)
 
 
+# Scores of the same pair computed in another order (np.matmul over a whole chunk or einsum over gathered pairs,
+# other chunk sizes; BLAS picks its kernel by shape, CPU and thread count) differ in their last bits: 1 ulp
+# between chunk sizes on some CPUs, and at most 4.3e-7 (3.6 ulp at 1) from the float64 value over all 192,000
+# pairs of the test below. Compare scores with 2e-6 near 1 (rtol + atol), ids exactly: _far_from_every_cut
+# shows that rounding this small cannot change which pairs pass or which one is best.
+RTOL, ATOL = 1e-6, 1e-6
+MARGIN = 1e-5  # how far (float64) every score must stay from a cut for the ids to be stable: 20x the rounding
+
+
+def assert_same_matches(
+    got: list[tuple[int, int, float, float, int]], expected: list[tuple[int, int, float, float, int]]
+) -> None:
+    """Same (test, train, variant) in the same order; correlation and detail equal up to float rounding."""
+    assert [(m[0], m[1], m[4]) for m in got] == [(m[0], m[1], m[4]) for m in expected]
+    np.testing.assert_allclose([m[2:4] for m in got], [m[2:4] for m in expected], rtol=RTOL, atol=ATOL)
+
+
+def _far_from_every_cut(
+    train: npt.NDArray[np.float32],
+    test: npt.NDArray[np.float32],
+    thresholds: tuple[float, ...],
+    detail_threshold: float,
+) -> None:
+    """In float64, no correlation lies within MARGIN of a threshold, every matched test image's best pair leads
+    the runner-up by more, and no detail score near a match lies within MARGIN of its threshold."""
+    (train_smooth, train_detail), (test_smooth, test_detail) = features(train), features(test)
+    smooth = _variants(test_smooth).astype(np.float64) @ train_smooth.T.astype(np.float64)  # row: image * 8 + variant
+    detail = _variants(test_detail).astype(np.float64) @ train_detail.T.astype(np.float64)
+    for threshold in thresholds:
+        assert np.abs(smooth - threshold).min() > MARGIN, threshold
+    ranked = np.sort(smooth.reshape(len(test), -1), axis=1)
+    matched = ranked[:, -1] >= min(thresholds)
+    assert (ranked[matched, -1] - ranked[matched, -2]).min() > MARGIN
+    assert np.abs(detail[smooth >= min(thresholds) - MARGIN] - detail_threshold).min() > MARGIN
+
+
 def test_prefilter_is_exact() -> None:
+    """The prefilter and any chunk size give the brute-force matches: same pairs, same scores up to rounding."""
     rng = np.random.default_rng(1)
     train = rng.random((300, 32 * 32)).astype(np.float32)
     # Turned copies blended with fresh noise: correlations spread over the whole range the thresholds cut.
     mix = np.linspace(0.0, 1.0, 80, dtype=np.float32)[:, None]
     test = mix * _variants(train[:80])[3::8] + (1 - mix) * rng.random((80, 32 * 32)).astype(np.float32)
-    for threshold in (0.6, 0.9, 0.99):
-        fast = match_thumbnails(train, test, threshold=threshold, detail_threshold=0.0)
+    thresholds = (0.6, 0.9, 0.99)
+    _far_from_every_cut(train, test, thresholds, detail_threshold=0.0)
+    for threshold in thresholds:
         slow = match_thumbnails(train, test, threshold=threshold, detail_threshold=0.0, prefilter=False)
-        assert len(fast) > 3
-        assert [f[:2] + f[4:] for f in fast] == [s[:2] + s[4:] for s in slow]
-        np.testing.assert_allclose([f[2] for f in fast], [s[2] for s in slow], atol=1e-5)
-    small_chunks = match_thumbnails(train, test, threshold=0.6, detail_threshold=0.0, chunk_mb=0.1)  # 3 per chunk
-    assert small_chunks == match_thumbnails(train, test, threshold=0.6, detail_threshold=0.0)
+        assert len(slow) > 3
+        # chunk_mb 0.1 and 0.07: 10 and 7 test images per chunk (the last one ragged), each chunk choosing the
+        # dense or the gathered product on its own
+        for prefilter, chunk_mb in [(True, 64), (True, 0.1), (True, 0.07), (False, 0.1), (False, 0.07)]:
+            got = match_thumbnails(
+                train, test, threshold=threshold, detail_threshold=0.0, prefilter=prefilter, chunk_mb=chunk_mb
+            )
+            assert_same_matches(got, slow)
 
 
 def test_files_arrays_and_cache_agree(tmp_path: Path) -> None:

@@ -128,20 +128,21 @@ def test_code_executing_pickle_is_refused_and_never_run(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+def test_cli_errors_are_one_line(tmp_path: Path, fixtures: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "rsvlm", *args], capture_output=True, text=True, timeout=120)
 
+    image = str(fixtures / "scene_prefix" / "airport_01.jpg")
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
     with evil.open("wb") as f:
         pickle.dump(_Exploit(marker), f)
     for args, fragment in [
-        (["classify", "x.jpg", "--labels", "a,b", "--model", "clip-xl"], "unknown model 'clip-xl'"),
+        (["classify", image, "--labels", "a,b", "--model", "clip-xl"], "unknown model 'clip-xl'"),
         (
             [
                 "classify",
-                "x.jpg",
+                image,
                 "--labels",
                 "a,b",
                 "--model",
@@ -152,7 +153,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
             "weights file not found",
         ),
         (
-            ["classify", "x.jpg", "--labels", "a,b", "--model", "remoteclip-vit-b-32", "--weights", str(evil)],
+            ["classify", image, "--labels", "a,b", "--model", "remoteclip-vit-b-32", "--weights", str(evil)],
             "refused to load",
         ),
     ]:

@@ -2,20 +2,21 @@
 
 Only tensors are ever deserialised: safetensors, or ``torch.load(weights_only=True)``, which refuses any
 pickle that would construct arbitrary objects or run code. OpenAI's original CLIP files are TorchScript
-archives; those are read with ``torch.jit.load`` (TorchScript is a restricted language, not a pickle of
-Python objects) and only their tensors are kept.
+archives; ``torch.jit.load`` would run their code (``__setstate__`` included), so their tensors are read
+by ``rsvlm.models.torchscript`` without compiling or running anything. Weights holding NaN are
+refused: they load fine and then print ``nan%`` for every answer.
 """
 
 from __future__ import annotations
 
 import pickle
 import warnings
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rsvlm.errors import RsvlmError
+from rsvlm.models.torchscript import UnsafeArchive, is_torchscript, read_torchscript_tensors
 
 if TYPE_CHECKING:
     import torch
@@ -25,11 +26,11 @@ class WeightsError(RsvlmError):
     """A weights file is missing, unsafe, unreadable or made for another architecture."""
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(name.endswith("constants.pkl") or "/code/" in name for name in zf.namelist())
+TORCHSCRIPT_FIX = (
+    'if you trust the file, convert it once on a trusted machine: python -c "import torch, safetensors.torch as st; '
+    "m = torch.jit.load('FILE.pt'); st.save_file({k: v.contiguous() for k, v in m.state_dict().items()}, "
+    "'FILE.safetensors')\" and pass the .safetensors file"
+)
 
 
 def read_saved_config(folder: Path, config_name: str, weights_name: str, fmt: str, kind: str) -> dict[str, Any]:
@@ -70,13 +71,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raw = load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types
             raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-    elif _is_torchscript(path):
+    elif is_torchscript(path):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
-                raw = torch.jit.load(str(path), map_location="cpu").state_dict()
-        except RuntimeError as exc:
-            raise WeightsError(f"{path}: unreadable TorchScript archive ({str(exc).splitlines()[0]})") from None
+            raw = read_torchscript_tensors(path)
+        except UnsafeArchive as exc:
+            raise WeightsError(f"{path}: refused to load this TorchScript archive: {exc}; {TORCHSCRIPT_FIX}") from None
         for key in ("input_resolution", "context_length", "vocab_size"):
             raw.pop(key, None)
     else:
@@ -108,7 +107,24 @@ def normalise_state_dict(raw: Any, path: Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: the state dict holds no tensors")
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module.") :]: v for k, v in tensors.items()}
+    check_finite(tensors, path)
     return tensors
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse weights holding NaN: they load, then every score is ``nan`` and nothing says why.
+
+    Infinity is allowed: attention masks legitimately hold ``-inf``; a diverged weight is caught by the
+    embeddings' own finiteness check.
+    """
+    import torch
+
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and bool(torch.isnan(v).any())]
+    if bad:
+        raise WeightsError(
+            f"{path}: {len(bad)} weight tensor(s) hold NaN, e.g. {bad[0]} "
+            "(the file is damaged or was saved from a diverged training run)"
+        )
 
 
 def describe_architecture(state: Mapping[str, torch.Tensor]) -> str:

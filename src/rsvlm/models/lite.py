@@ -287,6 +287,8 @@ def load_lite(folder: str | Path, name: str = "rsvlm-lite") -> LiteModel:
     import torch
     from safetensors.torch import load_file
 
+    from rsvlm.models.checkpoint import check_finite
+
     folder = Path(folder)
     config_path, weights_path = folder / "config.json", folder / "model.safetensors"
     for path in (config_path, weights_path):
@@ -308,6 +310,14 @@ def load_lite(folder: str | Path, name: str = "rsvlm-lite") -> LiteModel:
             f"{', e.g. ' + (missing or extra)[0] if missing or extra else ''})"
         )
     own = net.state_dict()
+    wrong = [k for k in sorted(state) if state[k].shape != own[k].shape]
+    if wrong:
+        raise RsvlmError(
+            f"{weights_path}: {len(wrong)} tensor(s) have the wrong shape for config.json, e.g. {wrong[0]} "
+            f"{tuple(state[wrong[0]].shape)} instead of {tuple(own[wrong[0]].shape)} (save the weights and "
+            "config.json together with rsvlm's save_lite)"
+        )
+    check_finite(state, weights_path)
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
     net.eval()
     net.image_net.to(memory_format=torch.channels_last)

@@ -93,15 +93,58 @@ class OpenClipModel:
         return result
 
 
+MAX_PARAMETERS = 5_000_000_000
+"""More than the largest released CLIP (ViT-bigG/14, 2.5 B): a spec asking for more is a typo or an attack."""
+_MAX_LAYERS = 256
+
+
+def _layer_count(value: object) -> int:
+    if isinstance(value, list):
+        return sum(_layer_count(v) for v in value)
+    return value if isinstance(value, int) else 0
+
+
+def _checked_config(spec: ModelSpec) -> dict[str, Any]:
+    """The spec's ``arch_config`` once it is known to build a model of sane size, counted on the meta device.
+
+    Building on ``meta`` allocates nothing, so a config asking for a trillion parameters is refused in
+    milliseconds instead of exhausting memory; the layer bound keeps that dry build itself quick.
+    """
+    import torch
+    from open_clip.model import CLIP
+
+    config: dict[str, Any] = json.loads(json.dumps(spec.arch_config))
+    config["quick_gelu"] = spec.quick_gelu
+    for tower in ("vision_cfg", "text_cfg"):
+        layers = _layer_count(config.get(tower, {}).get("layers", 0) if isinstance(config.get(tower), dict) else 0)
+        if layers > _MAX_LAYERS:
+            raise WeightsError(f"{spec.name}: arch_config {tower} asks for {layers} layers (at most {_MAX_LAYERS})")
+    try:
+        with torch.device("meta"):
+            dry = CLIP(**config)
+    except Exception as exc:  # open_clip validates with asserts, TypeErrors and ValueErrors alike
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise WeightsError(f"{spec.name}: arch_config does not describe an open_clip CLIP ({detail})") from None
+    count = sum(p.numel() for p in dry.parameters())
+    if count > MAX_PARAMETERS:
+        raise WeightsError(
+            f"{spec.name}: arch_config describes {count / 1e9:.1f} B parameters (at most {MAX_PARAMETERS / 1e9:.0f} B)"
+        )
+    return config
+
+
 def build_architecture(spec: ModelSpec) -> Any:
     """The randomly initialised open_clip model a spec describes (weights are loaded separately)."""
     import open_clip
     from open_clip.model import CLIP
 
     if spec.arch_config is not None:
-        config = json.loads(json.dumps(spec.arch_config))
-        config["quick_gelu"] = spec.quick_gelu
-        return CLIP(**config)
+        return CLIP(**_checked_config(spec))
+    if spec.arch not in open_clip.list_models():
+        raise WeightsError(
+            f"{spec.name}: unknown open_clip architecture {spec.arch!r} "
+            "(use a name from open_clip.list_models(), e.g. ViT-B-32, or describe it in arch_config)"
+        )
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # open_clip warns "initialized randomly": weights are loaded next

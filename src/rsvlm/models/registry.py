@@ -120,6 +120,41 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+_SPEC_TEXT = ("name", "family", "arch", "description", "loader", "licence", "citation")
+_LOADERS = ("open_clip", "lite")
+
+
+def _check_spec_types(data: dict[str, object], path: Path) -> None:
+    """Types a hand-written spec gets wrong; each is named here instead of failing deep inside open_clip."""
+
+    def bad(key: str, expected: str) -> RsvlmError:
+        return RsvlmError(f"{path}: model-spec key {key!r} must be {expected}, not {data[key]!r:.60}")
+
+    for key in _SPEC_TEXT:
+        if key in data and (not isinstance(data[key], str) or not str(data[key]).strip()):
+            raise bad(key, "a non-empty string")
+    if data.get("loader", "open_clip") not in _LOADERS:
+        raise bad("loader", " or ".join(repr(x) for x in _LOADERS))
+    for key in ("quick_gelu", "default"):
+        if key in data and not isinstance(data[key], bool):
+            raise bad(key, "true or false")
+    size = data.get("image_size")
+    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and 0 < size <= 4096):
+        raise bad("image_size", "an integer between 1 and 4096")
+    for key in ("mean", "std"):
+        value = data.get(key)
+        if value is not None and not (
+            isinstance(value, list) and len(value) == 3 and all(isinstance(x, int | float) for x in value)
+        ):
+            raise bad(key, "a list of 3 numbers")
+    for key in ("arch_config", "extra", "weights"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise bad(key, "a JSON object")
+    trained = data.get("trained_on")
+    if trained is not None and not (isinstance(trained, list) and all(isinstance(x, str) for x in trained)):
+        raise bad("trained_on", "a list of dataset names")
+
+
 def load_spec_file(path: Path) -> ModelSpec:
     """A model described in JSON (a custom or fine-tuned open_clip model); unknown keys are errors."""
     from rsvlm.data.dataset import read_json_object
@@ -134,6 +169,7 @@ def load_spec_file(path: Path) -> ModelSpec:
     missing = [k for k in ("name", "family", "arch", "description") if k not in data]
     if missing:
         raise RsvlmError(f"{path}: model spec lacks {', '.join(missing)}")
+    _check_spec_types(data, path)
     weights = data.pop("weights", None)
     for key in ("mean", "std", "trained_on"):
         if key in data:

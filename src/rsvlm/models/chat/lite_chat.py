@@ -23,6 +23,7 @@ import torch
 from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.alignment import ALIGNMENTS, AlignmentConfig, build_alignment
 from rsvlm.models.chat.lite_vision import VISION_DIM, LiteVision
+from rsvlm.models.checkpoint import check_finite
 
 FORMAT = "rsvlm-lite-chat"
 """``config.json["format"]`` of a saved lite chat model; how ``load_chat`` recognises the folder."""
@@ -156,6 +157,13 @@ class LiteChatNet(torch.nn.Module):
                 f"{where}: tensors do not match config.json ({len(missing)} missing, {len(extra)} unexpected, "
                 f"e.g. {(missing or extra)[0]})"
             )
+        wrong = [k for k in sorted(own) if state[k].shape != own[k].shape]
+        if wrong:
+            raise RsvlmError(
+                f"{where}: {len(wrong)} tensor(s) have the wrong shape for config.json, e.g. {wrong[0]} "
+                f"{tuple(state[wrong[0]].shape)} instead of {tuple(own[wrong[0]].shape)}"
+            )
+        check_finite({k: state[k] for k in own}, where)
         with torch.no_grad():
             for name, param in own.items():
                 param.copy_(state[name])
