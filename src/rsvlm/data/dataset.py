@@ -19,6 +19,7 @@ from rsvlm.data.names import class_name_map
 from rsvlm.data.raster import is_image_file, read_image
 from rsvlm.data.sample import Sample
 from rsvlm.errors import AnnotationError, DataError
+from rsvlm.fileio import read_text
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Dataset(ABC):
             self.unmatched = [u for u in self.unmatched if u.split == split]
         self.records: list[Sample] = records
         labels = sorted({r.label for r in records if r.label is not None})
-        self.class_names: dict[str, str] = class_name_map(labels, class_names)
+        self.class_names: dict[str, str] = class_name_map(labels, class_names, where=self.root)
 
     @classmethod
     @abstractmethod
@@ -118,6 +119,23 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
+def leaves_folder(relative: str) -> bool:
+    """Whether a path written in an annotation is absolute, empty or climbs out with ``..``.
+
+    The check is on the text, not the resolved file, so an annotation cannot make a reader open files
+    outside the dataset while a user's own symlinks inside it still work.
+    """
+    if not relative or Path(relative).is_absolute():
+        return True
+    normal = os.path.normpath(relative)
+    return normal in (os.curdir, os.pardir) or normal.startswith(os.pardir + os.sep)
+
+
+def inside(base: Path, relative: str) -> Path | None:
+    """``base / relative`` when the annotation's path stays under ``base``, else None."""
+    return None if leaves_folder(relative) else base / os.path.normpath(relative)
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON annotation file; a truncated or malformed file gives a one-line error."""
     try:
@@ -125,6 +143,8 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise AnnotationError(path, "file not found", "check the path") from None
+    except IsADirectoryError:
+        raise AnnotationError(path, "is a directory, expected a JSON file", "name the JSON file itself") from None
     except json.JSONDecodeError as exc:
         raise AnnotationError(
             path,
@@ -143,13 +163,13 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path, what: str = "annotation text file") -> list[str]:
+    """The lines of a UTF-8 annotation file; missing, a directory or not UTF-8 gives a one-line error."""
     try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise AnnotationError(path, "file not found", "check the path") from None
-    except UnicodeDecodeError as exc:
-        raise AnnotationError(path, f"not UTF-8 text ({exc.reason})", "is this really a text file?") from None
+        return read_text(path, what).splitlines()
+    except DataError as exc:
+        fix = exc.fix or (None if exc.path.exists() else "check the path")
+        raise AnnotationError(exc.path, exc.problem, fix) from None
 
 
 def find_images_dir(root: Path, candidates: tuple[str, ...]) -> Path | None:

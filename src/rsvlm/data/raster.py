@@ -33,6 +33,15 @@ The limit protects against decompression bombs (a tiny file that claims gigapixe
 a whole satellite scene into memory by mistake.
 """
 
+DEFAULT_MAX_BYTES = 2 * 1024**3
+"""Most memory one read may take (2 GiB): bands x height x width x bytes per sample.
+
+Pixels alone are no bound: a 76 KB sparse TIFF of 19,999² px (under the pixel limit) with 200 bands asks for
+74.5 GiB. 2 GiB holds a 20,000² RGB byte image or a 10,980² four-band 16-bit Sentinel-2 stack.
+"""
+STRIP_BYTES = 256 * 1024**2
+"""Most memory one strip of ``verify_raster`` may take."""
+
 _MODE_BANDS: dict[str, tuple[str, ...]] = {
     "1": ("gray",),
     "L": ("gray",),
@@ -133,13 +142,37 @@ def _pillow_layout(img: PILImage.Image) -> tuple[str, tuple[str, ...], str]:
     return mode, _MODE_BANDS[mode], _MODE_DTYPE.get(mode, "uint8")
 
 
-def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+def _check_size(
+    path: Path,
+    width: int,
+    height: int,
+    max_pixels: int | None,
+    *,
+    bands: int = 1,
+    dtype: str = "uint8",
+    max_bytes: int | None = None,
+) -> None:
+    """Refuse a read over the pixel or the byte limit before anything is decoded or allocated."""
     if max_pixels is not None and width * height > max_pixels:
         raise ImageReadError(
             path,
             f"{width}x{height} pixels is over the {max_pixels:,}-pixel limit for a whole-image read",
             "read it by windows or tiles, or raise max_pixels if you trust the file",
         )
+    need = width * height * bands * np.dtype(dtype).itemsize
+    if max_bytes is not None and need > max_bytes:
+        raise ImageReadError(
+            path,
+            f"reading {width}x{height} px x {bands} bands of {dtype} at once needs {_size(need)}, over the "
+            f"{_size(max_bytes)} limit for one read",
+            "read it by windows (read_image(..., window=Window(...))) or as a tiled scene "
+            "(rsvlm demo --input FILE), or raise max_bytes if you trust the file",
+        )
+
+
+def _size(n: int) -> str:
+    """Bytes for people: ``74.5 GiB``, ``512.0 MiB``."""
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
 
 
 def window_geo(crs: str | None, transform: Affine6, col: int, row: int, width: int, height: int) -> GeoInfo:
@@ -223,23 +256,25 @@ def read_image(
     window: Window | None = None,
     bands: list[int] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> RasterImage:
     """Read a whole image, or one window of it, as ``(bands, height, width)`` in the file's dtype.
 
-    ``bands`` are 1-based band indexes as in GDAL. ``max_pixels`` bounds the pixels read in one call.
+    ``bands`` are 1-based band indexes as in GDAL. ``max_pixels`` bounds the pixels and ``max_bytes`` the memory
+    (bands x pixels x bytes per sample) of one call; both are checked from the header, before decoding.
     """
     path = Path(path)
     if window is None and bands is None and _use_pillow(path):
-        return _read_pillow(path, max_pixels)
-    return _read_rasterio(path, window, bands, max_pixels)
+        return _read_pillow(path, max_pixels, max_bytes)
+    return _read_rasterio(path, window, bands, max_pixels, max_bytes)
 
 
-def _read_pillow(path: Path, max_pixels: int | None) -> RasterImage:
+def _read_pillow(path: Path, max_pixels: int | None, max_bytes: int | None) -> RasterImage:
     from PIL import Image
 
     with _open_pillow(path) as img:
-        _check_size(path, img.width, img.height, max_pixels)
         mode, bands, dtype = _pillow_layout(img)
+        _check_size(path, img.width, img.height, max_pixels, bands=len(bands), dtype=dtype, max_bytes=max_bytes)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -253,7 +288,9 @@ def _read_pillow(path: Path, max_pixels: int | None) -> RasterImage:
     return RasterImage(np.ascontiguousarray(np.moveaxis(array, -1, 0)), bands)
 
 
-def _read_rasterio(path: Path, window: Window | None, bands: list[int] | None, max_pixels: int | None) -> RasterImage:
+def _read_rasterio(
+    path: Path, window: Window | None, bands: list[int] | None, max_pixels: int | None, max_bytes: int | None
+) -> RasterImage:
     from rasterio.errors import RasterioError
     from rasterio.windows import Window as RioWindow
 
@@ -274,7 +311,8 @@ def _read_rasterio(path: Path, window: Window | None, bands: list[int] | None, m
                 )
             rio_window = RioWindow(window.col, window.row, window.width, window.height)
             width, height = window.width, window.height
-        _check_size(path, width, height, max_pixels)
+        dtype = max((src.dtypes[i - 1] for i in indexes), key=lambda d: np.dtype(d).itemsize)
+        _check_size(path, width, height, max_pixels, bands=len(indexes), dtype=dtype, max_bytes=max_bytes)
         try:
             data = src.read(indexes, window=rio_window)
         except RasterioError as exc:
@@ -285,11 +323,18 @@ def _read_rasterio(path: Path, window: Window | None, bands: list[int] | None, m
 
 
 def verify_raster(path: str | Path, *, strip_rows: int = 1024) -> None:
-    """Decode every pixel once, in strips, so truncated or corrupt files fail here and not mid-training."""
+    """Decode every pixel once, in strips, so truncated or corrupt files fail here and not mid-training.
+
+    Strips hold at most ``strip_rows`` rows and ``STRIP_BYTES`` of memory, so a wide many-band file is
+    checked a few rows at a time instead of in one huge read.
+    """
     path = Path(path)
     info = inspect_raster(path)
     if _use_pillow(path) and info.width * info.height <= DEFAULT_MAX_PIXELS:
         read_image(path)
         return
-    for row in range(0, info.height, strip_rows):
-        read_image(path, window=Window(0, row, info.width, min(strip_rows, info.height - row)), max_pixels=None)
+    row_bytes = info.width * info.band_count * np.dtype(info.dtype).itemsize
+    rows = max(1, min(strip_rows, STRIP_BYTES // max(row_bytes, 1)))
+    for row in range(0, info.height, rows):
+        window = Window(0, row, info.width, min(rows, info.height - row))
+        read_image(path, window=window, max_pixels=None, max_bytes=None)

@@ -17,7 +17,7 @@ def _json_file(path: Path) -> Path | None:
     if path.is_file() and path.suffix == ".json":
         return path
     if path.is_dir():
-        found = sorted(path.glob("dataset_*.json"))
+        found = sorted(p for p in path.glob("dataset_*.json") if p.is_file())
         return found[0] if found else None
     return None
 
@@ -50,16 +50,24 @@ class CaptionJsonDataset(Dataset):
         index, _ = index_images(images_dir)
         records: list[Sample] = []
         for i, entry in enumerate(entries):
-            name, split, captions = self._parse(json_path, i, entry)
+            name, split, sentences = self._parse(json_path, i, entry)
+            for j, text in enumerate(sentences):
+                if not text:  # an empty sentence is no caption: reported, not counted
+                    self.unmatched.append(Unmatched(split, f"images[{i}].sentences[{j}] ({name})", "blank caption", 0))
+            captions = tuple(text for text in sentences if text)
             path = index.get(name)
             if path is None:
                 self.unmatched.append(Unmatched(split, name, "image not found", len(captions)))
+                continue
+            if sentences and not captions:
+                self.unmatched.append(Unmatched(split, name, "every caption of the image is blank", 0))
                 continue
             records.append(Sample(id=Path(name).stem, split=split, image_path=path, captions=captions))
         return records
 
     @staticmethod
     def _parse(json_path: Path, i: int, entry: Any) -> tuple[str, str | None, tuple[str, ...]]:
+        """File name, split and stripped sentence texts (blank ones included, for reporting) of one entry."""
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
             raise AnnotationError(json_path, f'images[{i}] has no "filename" string')
         sentences = entry.get("sentences", [])
@@ -68,7 +76,8 @@ class CaptionJsonDataset(Dataset):
         captions: list[str] = []
         for s in sentences:
             raw = s.get("raw") if isinstance(s, dict) else None
-            if raw is None and isinstance(s, dict) and isinstance(s.get("tokens"), list):
+            blank = raw is None or (isinstance(raw, str) and not raw.strip())
+            if blank and isinstance(s, dict) and isinstance(s.get("tokens"), list):
                 raw = " ".join(map(str, s["tokens"]))
             if not isinstance(raw, str):
                 raise AnnotationError(json_path, f'images[{i}] has a sentence without "raw" text or "tokens"')

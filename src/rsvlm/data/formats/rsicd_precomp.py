@@ -17,18 +17,44 @@ from rsvlm.errors import AnnotationError, DataError
 _SPLITS = ("train", "val", "test")
 
 
-def _pair(names: list[str], caps: list[str], names_path: Path, caps_path: Path) -> list[tuple[str, list[str]]]:
-    """Group captions by image name, preserving first-seen order."""
-    grouped: dict[str, list[str]] = {}
+Lines = list[tuple[int, str]]
+"""Caption lines of one image: (line number in the captions file, stripped text)."""
+
+
+def _pair(names: list[str], caps: list[str], names_path: Path, caps_path: Path) -> list[tuple[str, Lines]]:
+    """Group caption lines by image name, preserving first-seen order; blank lines keep their place."""
+    if not any(caps):
+        raise AnnotationError(
+            caps_path,
+            f"holds no captions, but {names_path.name} names {len(names)} images",
+            "restore the captions file from the original release",
+        )
+    if not names:
+        raise AnnotationError(
+            names_path, f"names no images, but {caps_path.name} holds {len(caps)} caption lines", "restore it"
+        )
+    grouped: dict[str, Lines] = {}
+    numbered = list(enumerate(caps, start=1))
     if len(caps) == len(names):
-        for name, cap in zip(names, caps, strict=True):
-            grouped.setdefault(name, []).append(cap)
-    elif names and len(caps) % len(names) == 0:
+        for name, line in zip(names, numbered, strict=True):
+            grouped.setdefault(name, []).append(line)
+    elif len(caps) > len(names) and len(caps) % len(names) == 0:
         k = len(caps) // len(names)
         if len(set(names)) != len(names):
-            raise AnnotationError(names_path, "repeats image names but has fewer lines than the captions file")
+            raise AnnotationError(
+                names_path,
+                f"repeats image names, so needs one line per caption, but has {len(names)} lines "
+                f"for the {len(caps)} lines of {caps_path.name}",
+                "is one of the files truncated?",
+            )
         for i, name in enumerate(names):
-            grouped[name] = caps[i * k : (i + 1) * k]
+            grouped[name] = numbered[i * k : (i + 1) * k]
+    elif len(caps) < len(names):
+        raise AnnotationError(
+            caps_path,
+            f"has only {len(caps)} caption lines for the {len(names)} names in {names_path.name}",
+            "expect one caption per name line, or the same number of captions for every name; is it truncated?",
+        )
     else:
         raise AnnotationError(
             caps_path,
@@ -59,14 +85,27 @@ class RsicdPrecompDataset(Dataset):
             names_path = self.root / f"{split}_filename.txt"
             if not caps_path.is_file():
                 continue
-            names = [n.strip() for n in read_lines(names_path)]
-            caps = [c.strip() for c in read_lines(caps_path)]
+            names = [n.strip() for n in read_lines(names_path, "image-name file")]
+            caps = [c.strip() for c in read_lines(caps_path, "captions file")]
             if any(not n for n in names):
                 raise AnnotationError(names_path, f"line {names.index('') + 1} is empty")
-            for name, captions in _pair(names, caps, names_path, caps_path):
-                path = index.get(name)
-                if path is None:
-                    self.unmatched.append(Unmatched(split, name, "image not found", len(captions)))
-                    continue
-                records.append(Sample(id=Path(name).stem, split=split, image_path=path, captions=tuple(captions)))
+            for name, lines in _pair(names, caps, names_path, caps_path):
+                sample = self._sample(split, name, lines, index, caps_path)
+                if sample is not None:
+                    records.append(sample)
         return records
+
+    def _sample(self, split: str, name: str, lines: Lines, index: dict[str, Path], caps_path: Path) -> Sample | None:
+        """One image's sample; blank caption lines are reported, not counted as captions."""
+        for number, text in lines:
+            if not text:
+                self.unmatched.append(Unmatched(split, f"{caps_path.name} line {number}", "blank caption line", 0))
+        captions = tuple(text for _, text in lines if text)
+        path = index.get(name)
+        if path is None:
+            self.unmatched.append(Unmatched(split, name, "image not found", len(captions)))
+            return None
+        if not captions:
+            self.unmatched.append(Unmatched(split, name, "every caption line of the image is blank", 0))
+            return None
+        return Sample(id=Path(name).stem, split=split, image_path=path, captions=captions)

@@ -9,9 +9,11 @@ Question types are kept as the release spells them (``comp``, ``presence``, ``co
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from rsvlm.data.dataset import Dataset, Unmatched, find_images_dir, read_json
 from rsvlm.data.raster import IMAGE_SUFFIXES
@@ -37,17 +39,45 @@ def _metres(value: Any) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _table(path: Path, key: str) -> dict[int, dict[str, Any]]:
+@dataclass
+class _Table:
+    """One release table keyed by id; rows whose id was already taken are kept aside to be reported."""
+
+    path: Path
+    key: str
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    duplicates: list[tuple[int, int]] = field(default_factory=list)
+    """(position in the list, id) of each repeated id; the first row with an id is the one used."""
+
+
+def _table(path: Path, key: str) -> _Table:
     data = read_json(path)
     rows = data.get(key) if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise AnnotationError(path, f'expected an object with a "{key}" list')
-    table: dict[int, dict[str, Any]] = {}
+    table = _Table(path, key)
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not isinstance(row.get("id"), int):
+        row_id = row.get("id") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or not _is_id(row_id):
             raise AnnotationError(path, f"{key}[{i}] has no integer id")
-        table[row["id"]] = row
+        if row_id in table.rows:
+            table.duplicates.append((i, row_id))
+            continue
+        table.rows[row_id] = row
     return table
+
+
+def _is_id(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _answer_text(value: Any) -> str | None:
+    """The reference text of an answer: a non-blank string or an integer count; None for anything else."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if _is_id(value):
+        return str(value)
+    return None
 
 
 def _geo(image: dict[str, Any]) -> GeoInfo | None:
@@ -88,20 +118,23 @@ class RsvqaDataset(Dataset):
         images = _table(self.root / f"{prefix}_images.json", "images")
         questions = _table(q_path, "questions")
         answers = _table(self.root / f"{prefix}_answers.json", "answers")
+        for table, what in ((images, "image"), (questions, "question"), (answers, "answer")):
+            for i, row_id in table.duplicates:
+                reason = f"{what} id repeated in {table.path.name} (the first is used)"
+                dropped = 0 if what == "image" else 1  # a repeated question or answer is one annotation unused
+                self.unmatched.append(Unmatched(split, f"{table.key}[{i}] (id {row_id})", reason, dropped))
         inactive = 0
         missing_images: dict[str, int] = {}
         records: list[Sample] = []
-        for qid, q in questions.items():
+        for qid, q in questions.rows.items():
             if not q.get("active", True):
                 inactive += 1
                 continue
-            answer_ids = q.get("answers_ids") or []
-            texts = [answers[a]["answer"] for a in answer_ids if a in answers and answers[a].get("active", True)]
-            if not texts:
-                self.unmatched.append(Unmatched(split, f"question {qid}", "no active answer"))
+            answer = self._answer(q_path, split, qid, q, answers.rows)
+            if answer is None:
                 continue
             img_id = q.get("img_id")
-            image = images.get(img_id) if isinstance(img_id, int) else None
+            image = images.rows.get(img_id) if _is_id(img_id) else None
             path = by_id.get(str(img_id))
             if image is None or path is None:
                 missing_images[str(img_id)] = missing_images.get(str(img_id), 0) + 1
@@ -114,7 +147,7 @@ class RsvqaDataset(Dataset):
                     split=split,
                     image_path=path,
                     question=q["question"],
-                    answer=str(texts[0]),
+                    answer=answer,
                     question_type=q["type"],
                     geo=_geo(image),
                     meta={
@@ -129,3 +162,26 @@ class RsvqaDataset(Dataset):
         if inactive:
             self.notes.append(f"{prefix}: {inactive} inactive questions skipped (the release marks them unused)")
         return records
+
+    def _answer(
+        self, q_path: Path, split: str | None, qid: int, q: dict[str, Any], answers: dict[int, dict[str, Any]]
+    ) -> str | None:
+        """The reference answer of a question; a question without a usable one is reported and gets None."""
+        ids = q.get("answers_ids")
+        ids = [] if ids is None else ids
+        if not isinstance(ids, list) or not all(_is_id(a) for a in ids):
+            shown = json.dumps(ids)
+            raise AnnotationError(
+                q_path,
+                f"question {qid} has answers_ids {shown[:60]}{'…' if len(shown) > 60 else ''}",
+                "expected a list of integer answer ids, e.g. [12]",
+            )
+        active = [answers[a] for a in ids if a in answers and answers[a].get("active", True)]
+        if not active:
+            self.unmatched.append(Unmatched(split, f"question {qid}", "no active answer"))
+            return None
+        texts = [_answer_text(a.get("answer")) for a in active]
+        if any(t is None for t in texts):  # never let null or {} become the reference string "None"
+            self.unmatched.append(Unmatched(split, f"question {qid}", "answer is null, blank or not text"))
+            return None
+        return texts[0]

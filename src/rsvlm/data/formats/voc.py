@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rsvlm.data.dataset import Dataset, Unmatched, image_files
+from rsvlm.data.dataset import Dataset, Unmatched, image_files, inside, leaves_folder
 from rsvlm.data.raster import IMAGE_SUFFIXES
 from rsvlm.data.sample import Boxes, Sample
 from rsvlm.errors import AnnotationError
@@ -119,7 +119,9 @@ class VocDataset(Dataset):
             filename, size, boxes, descriptions = parse_voc_xml(xml)
             image = self._find_image(xml, filename, search, by_stem)
             if image is None:
-                self.unmatched.append(Unmatched(None, filename or xml.name, "image not found", len(boxes)))
+                escapes = filename is not None and leaves_folder(filename)
+                reason = "image path outside the dataset folder (absolute or '..')" if escapes else "image not found"
+                self.unmatched.append(Unmatched(None, filename or xml.name, reason, len(boxes)))
                 continue
             meta = {"annotation": str(xml), "size": size}
             if any(descriptions):
@@ -131,15 +133,22 @@ class VocDataset(Dataset):
     def _find_image(
         self, xml: Path, filename: str | None, search: list[Path], by_stem: dict[str, list[Path]]
     ) -> Path | None:
-        if filename:
+        """The image ``<filename>`` names under a search folder, else the image sharing the XML's stem.
+
+        A ``<filename>`` that leaves the folder (``../..``, an absolute path) is never opened.
+        """
+        outside = filename is not None and leaves_folder(filename)
+        if filename and not outside:
             for d in search:
-                if (d / filename).is_file():
-                    return d / filename
+                path = inside(d, filename)
+                if path is not None and path.is_file():
+                    return path
         candidates = [p for p in by_stem.get(xml.stem, []) if p.suffix.lower() in IMAGE_SUFFIXES]
         if not candidates:
             return None
         if filename:
-            self.notes.append(f"{xml.name}: names {filename}, which is absent; using {candidates[0].name}")
+            why = "outside the dataset folder, so not read" if outside else "which is absent"
+            self.notes.append(f"{xml.name}: names {filename}, {why}; using {candidates[0].name}")
         return candidates[0]
 
 
