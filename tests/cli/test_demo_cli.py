@@ -54,10 +54,13 @@ def test_demo_writes_a_self_contained_report(small_scene: Path, tmp_path: Path) 
     assert "Scene: s2_small" in page and "32 px every 16 px: 9 scored, 0 skipped" in page
     assert "(no chat model)" in page and "Tree counts" not in page
 
-    folder = out / "s2-small"
+    folder = out / "s2_small"  # fileio.slug keeps "_"
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["queries"] == ["water"] and summary["tiles_scored"] == 9
     assert len(summary["classes"]) == 10  # the default land-cover classes
+    assert summary["notes"] == []  # real Sentinel-2 optical bands: in the model's domain, nothing to warn of
+    assert summary["settings"]["max_tiles"] == 200_000  # the default tile budget
+    assert "Note: " not in page
     with rasterio.open(folder / "query_water.tif") as src, rasterio.open(small_scene) as scene:
         assert src.crs == scene.crs and (src.width, src.height) == (4, 4)
         assert src.transform == scene.transform @ Affine.scale(16)  # same origin, 16 x larger cells

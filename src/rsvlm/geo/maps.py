@@ -23,7 +23,7 @@ from rsvlm.data.sample import Affine6, RasterImage
 from rsvlm.geo.bands import BandStats, band_stats, identity_stats, rgb_composite
 from rsvlm.geo.executor import map_ordered
 from rsvlm.geo.source import Scene
-from rsvlm.geo.tiling import Tile, TileGrid
+from rsvlm.geo.tiling import DEFAULT_MAX_TILES, Tile, plan_tiles
 from rsvlm.models.protocols import ContrastiveModel
 
 DEFAULT_LOGIT_SCALE = 100.0
@@ -39,6 +39,8 @@ class MapSettings:
     batch_size: int = 32
     min_valid: float = 0.5
     """Tiles with a smaller fraction of valid pixels are skipped."""
+    max_tiles: int | None = DEFAULT_MAX_TILES
+    """A scene planning more tiles (or map cells) is refused before any work; ``None``: no limit."""
 
 
 @dataclass
@@ -134,7 +136,9 @@ def score_scene(
 ) -> SceneScores:
     """Similarity maps of ``texts`` (already embedded, L2-normalised rows) over the whole scene."""
     settings = settings or MapSettings()
-    grid = TileGrid(scene.width, scene.height, settings.tile, settings.stride)
+    grid = plan_tiles(
+        scene.path, scene.width, scene.height, scene.band_count, settings.tile, settings.stride, settings.max_tiles
+    )
     rows, cols = grid.cell_shape
     total = np.zeros((len(texts), rows, cols), dtype=np.float64)
     count = np.zeros((rows, cols), dtype=np.int32)

@@ -21,7 +21,8 @@ import numpy.typing as npt
 from rsvlm.data.raster import RASTERIO_SUFFIXES, Window, window_geo
 from rsvlm.data.sample import Affine6, GeoInfo, RasterImage
 from rsvlm.errors import DataError, RsvlmError
-from rsvlm.geo.bands import PRESETS, BandPreset, band_from_filename, data_mask, get_preset
+from rsvlm.geo.bandfolder import choose_preset, folder_notes
+from rsvlm.geo.bands import PRESETS, BandPreset, data_mask, get_preset
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,6 +32,9 @@ BLOCK_CACHE_BYTES = 256 * 1024 * 1024
 """GDAL's block cache for scene reads. GDAL's default is 5 % of RAM (1.2 GB on a 24 GB machine), which a
 whole-scene pass fills with blocks it never reads again; 256 MB holds several rows of 512-px blocks of a
 wide multi-band scene, so reads stay fast and memory stays flat. A ``GDAL_CACHEMAX`` set by the user wins."""
+
+OVERVIEW_BYTES = 256 * 1024 * 1024
+"""Most memory a whole-scene look may take: 1,024² px of up to 128 bands of 16-bit data; more bands read smaller."""
 
 DEFAULT_NODATA = {"sentinel2-l1c": 0.0, "sentinel2-l2a": 0.0, "landsat8": 0.0, "landsat9": 0.0, "landsat7": None}
 """Nodata when the file declares none: Sentinel-2 and Landsat Collection 2 products use 0 for no data."""
@@ -51,6 +55,8 @@ class Scene:
     nodata: float | None
     preset: BandPreset | None
     rgb: tuple[int, int, int]
+    notes: list[str] = field(default_factory=list)
+    """Warnings found on opening (bands in another CRS, pixel sizes the preset does not expect …)."""
     _handles: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -60,6 +66,11 @@ class Scene:
     @property
     def name(self) -> str:
         return self.files[0].parent.name if len(self.files) > 1 else self.files[0].stem
+
+    @property
+    def path(self) -> Path:
+        """What the user named: the raster file, or the band folder."""
+        return self.files[0].parent if len(self.files) > 1 else self.files[0]
 
     @property
     def geo(self) -> GeoInfo:
@@ -170,6 +181,8 @@ class Scene:
         from rasterio.windows import Window as RioWindow
 
         indexes = list(range(self.band_count)) if bands is None else list(bands)
+        per_pixel = len(indexes) * np.dtype(self.dtype).itemsize
+        max_side = max(1, min(max_side, math.isqrt(OVERVIEW_BYTES // per_pixel)))  # many bands: a smaller look
         scale = max(self.width, self.height) / max_side
         if scale < 1:
             scale = 1.0
@@ -284,18 +297,7 @@ def _open_band_folder(folder: Path, preset: BandPreset | None) -> Scene:
     if not files:
         raise DataError(folder, "holds no raster files", "give a folder with one file per band, or a raster file")
     candidates = [preset] if preset else [p for p in PRESETS.values() if p.name != "rgb"]
-    best: tuple[float, BandPreset, dict[str, Path]] | None = None
-    for cand in candidates:
-        found: dict[str, Path] = {}
-        for f in files:
-            band = band_from_filename(f.stem, cand)
-            if band is not None and band not in found:
-                found[band] = f
-        score = len(found) - 0.01 * (len(cand.bands) - len(found))
-        if best is None or score > best[0]:
-            best = (score, cand, found)
-    assert best is not None
-    _, chosen, found = best
+    chosen, found, headers, notes = choose_preset(files, candidates)
     missing_rgb = [b for b in chosen.rgb if b not in found]
     if len(found) < 3 or missing_rgb:
         raise DataError(
@@ -305,7 +307,9 @@ def _open_band_folder(folder: Path, preset: BandPreset | None) -> Scene:
         )
     names = tuple(b for b in chosen.bands if b in found)
     paths = tuple(found[b] for b in names)
-    with rasterio.open(found[_finest(chosen, chosen.rgb)]) as ref:
+    reference = _finest(chosen, chosen.rgb)
+    notes += folder_notes(chosen, {b: found[b] for b in names}, reference, headers, guessed=preset is None)
+    with rasterio.open(found[reference]) as ref:
         width, height = ref.width, ref.height
         crs = ref.crs.to_string() if ref.crs is not None else None
         transform: Affine6 = tuple(ref.transform)[:6]
@@ -313,7 +317,7 @@ def _open_band_folder(folder: Path, preset: BandPreset | None) -> Scene:
     if nodata is None:
         nodata = DEFAULT_NODATA.get(chosen.name)
     rgb = (names.index(chosen.rgb[0]), names.index(chosen.rgb[1]), names.index(chosen.rgb[2]))
-    return Scene(paths, names, width, height, crs, transform, dtype, nodata, chosen, rgb)
+    return Scene(paths, names, width, height, crs, transform, dtype, nodata, chosen, rgb, notes)
 
 
 def _finest(preset: BandPreset, names: tuple[str, ...]) -> str:

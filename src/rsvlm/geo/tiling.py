@@ -11,10 +11,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from rsvlm.data.raster import Window
 from rsvlm.data.sample import Affine6
-from rsvlm.errors import RsvlmError
+from rsvlm.errors import DataError, RsvlmError
+
+DEFAULT_MAX_TILES = 200_000
+"""Tiles one scene may plan before a run is refused (raise it with ``--max-tiles`` / ``max_tiles``).
+
+Measured with rsvlm-lite on 2 CPUs: 13 ms a tile (``benchmarks/results/geo-scaling.md``: 15,625 tiles of a
+20,000² scene in 210 s), so the default bounds a scene to about 45 minutes; a whole Sentinel-2 granule
+(10,980² px at 10 m, 64-px tiles every 32 px: 117,649 tiles) fits. A 7 MB sparse GeoTIFF that declares
+200,000² px (39 million tiles, days of work) does not."""
+CELLS_PER_TILE = 4
+"""Map cells allowed per tile of the budget. Cells and tiles are about as many for any usual stride; a stride
+far under the tile (``--tile 4096 --stride 1``: one tile, 16.7 million cells) would make map arrays of GBs."""
+MAX_TILE_BYTES = 1 << 30
+"""Largest tile in memory, all bands as float32 (1 GiB): a tile is shrunk to the model's input (160-224 px)
+anyway, so bigger tiles only cost memory."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,57 @@ class TileGrid:
         a, b, c, d, e, f = transform
         s = self.stride
         return a * s, b * s, c, d * s, e * s, f
+
+
+def plan_tiles(
+    source: str | Path, width: int, height: int, bands: int, size: int, stride: int, max_tiles: int | None
+) -> TileGrid:
+    """The tile grid of a scene, or a one-line error before any pixel is read or any model loads.
+
+    Refused: a tile or stride that is not positive, a stride that does not divide the tile, a tile larger
+    than the scene's shorter side (it would be mostly padding, and a huge one is a huge allocation), a tile
+    over ``MAX_TILE_BYTES``, a plan of more than ``max_tiles`` tiles and a map of more than
+    ``CELLS_PER_TILE * max_tiles`` cells (``max_tiles=None``: no limit on either).
+    """
+    if size <= 0 or stride <= 0:
+        raise DataError(source, f"tile {size} px and stride {stride} px must be positive", "pass --tile/--stride >= 1")
+    if size % stride:
+        raise DataError(
+            source, f"stride {stride} px does not divide tile {size} px", "make --stride a divisor of --tile"
+        )
+    if width <= 0 or height <= 0:
+        raise DataError(source, f"is an empty {width}x{height} px scene")
+    if size > min(width, height):
+        raise DataError(
+            source,
+            f"tile {size} px is larger than the {width}x{height} px scene",
+            f"pass --tile {min(width, height)} or less",
+        )
+    tile_bytes = size * size * bands * 4
+    if tile_bytes > MAX_TILE_BYTES:
+        raise DataError(
+            source,
+            f"a {size}-px tile of {bands} bands needs {tile_bytes / 2**30:.1f} GiB, over the "
+            f"{MAX_TILE_BYTES / 2**30:.0f} GiB limit for one tile",
+            "pass a smaller --tile; tiles are shrunk to the model's input anyway",
+        )
+    grid = TileGrid(width, height, size, stride)
+    if max_tiles is not None and len(grid) > max_tiles:
+        raise DataError(
+            source,
+            f"{width}x{height} px in {size}-px tiles every {stride} px plans {len(grid):,} tiles, over the limit "
+            f"of {max_tiles:,}",
+            "raise the limit with --max-tiles N if you mean it, or pass a larger --tile/--stride",
+        )
+    rows, cols = grid.cell_shape
+    if max_tiles is not None and rows * cols > CELLS_PER_TILE * max_tiles:
+        raise DataError(
+            source,
+            f"a {stride}-px stride makes a map of {rows * cols:,} cells, over the limit of "
+            f"{CELLS_PER_TILE * max_tiles:,} ({CELLS_PER_TILE} per tile of --max-tiles)",
+            "pass a larger --stride, or raise --max-tiles",
+        )
+    return grid
 
 
 def window_transform(transform: Affine6, window: Window) -> Affine6:
