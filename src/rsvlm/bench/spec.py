@@ -209,7 +209,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text:
         path = Path(text)
-        if not path.is_file():
+        if not path.exists():
             raise RsvlmError(f"suite file {path} not found: check the path, or use one of {', '.join(list_suites())}")
         return _parse(read_config_file(path), str(path), path.parent, expected_name=None)
     path = SUITE_DIR / f"{text}.yaml"

@@ -15,15 +15,15 @@ def bench(
     suite: Annotated[str, typer.Argument(help="Suite name (smoke, rs-core) or a suite YAML file.")],
     models: Annotated[
         str | None,
-        typer.Option("--models", "-m", help="Comma-separated models [default: rsvlm-lite,rsvlm-lite-chat]."),
+        typer.Option("--models", "-m", help="Comma-separated models (default: rsvlm-lite,rsvlm-lite-chat)."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run folder [default: runs/bench/SUITE]; rerun to resume.")
+        Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/bench/SUITE); rerun to resume.")
     ] = None,
     data_root: Annotated[
         Path | None,
         typer.Option(
-            "--data-root", help="Where the suite's datasets live [default: $RSVLM_SHARED_DATA or ../shared/data]."
+            "--data-root", help="Where the suite's datasets live (default: $RSVLM_SHARED_DATA or ../shared/data)."
         ),
     ] = None,
     no_verify: Annotated[

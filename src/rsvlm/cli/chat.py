@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rsvlm.errors import RsvlmError
+from rsvlm.cli.common import check_image_files, describe_split, note, open_for_eval, split_label
+from rsvlm.errors import DataError, RsvlmError
+from rsvlm.fileio import read_text
 
 if TYPE_CHECKING:
     from rsvlm.models.chat.protocol import ChatModel
@@ -18,11 +20,11 @@ ChatModelOpt = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Chat model: a registered name (`rsvlm models`) or a local folder [default: rsvlm-lite-chat].",
+        help="Chat model: a registered name (`rsvlm models`) or a local folder (default: rsvlm-lite-chat).",
     ),
 ]
 ChatWeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local folder holding the named model.")]
-MaxTokensOpt = Annotated[int, typer.Option("--max-new-tokens", help="Longest answer, in tokens.")]
+MaxTokensOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest answer, in tokens.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 CHAT_TASKS = ("caption", "vqa", "grounding", "counting", "chat-classify")
@@ -62,7 +64,7 @@ def caption(
     model: ChatModelOpt = None,
     weights: ChatWeightsOpt = None,
     max_new_tokens: MaxTokensOpt = 48,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per generation batch.")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per generation batch.")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, one per image.")] = False,
 ) -> None:
     """Describe images with a chat model, using the captioning protocol's prompt for its family."""
@@ -71,6 +73,7 @@ def caption(
     from rsvlm.models.chat.protocol import ChatRequest, GenerationConfig
     from rsvlm.tasks.chat.registry import make_task
 
+    check_image_files(images)  # a bad image fails before the (slow) model load
     chat = load_chat_model(model, weights)
     task = make_task("caption")
     config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -89,9 +92,14 @@ def _eval_command(task_name: str) -> Any:
         model: ChatModelOpt = None,
         weights: ChatWeightsOpt = None,
         images: Annotated[Path | None, typer.Option("--images", help="Images folder, if not beside the data.")] = None,
-        split: Annotated[str | None, typer.Option("--split", help="Dataset split to evaluate.")] = None,
+        split: Annotated[
+            str | None,
+            typer.Option(
+                "--split", help="Split to evaluate (default: test where the data has one); 'all': every split."
+            ),
+        ] = None,
         data_format: Annotated[str | None, typer.Option("--format", help="Dataset format (else detected).")] = None,
-        limit: Annotated[int | None, typer.Option("--limit", help="Only the first N usable samples.")] = None,
+        limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N usable samples.")] = None,
         subset: Annotated[
             Path | None,
             typer.Option("--subset", help="Text file of image names or sample ids to keep (e.g. heldout/lr.txt)."),
@@ -100,7 +108,7 @@ def _eval_command(task_name: str) -> Any:
             Path | None,
             typer.Option("--out", help="Run folder (predictions, metrics); rerun to resume. Default: runs/eval/…"),
         ] = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", help="Requests per generation batch.")] = 8,
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Requests per generation batch.")] = 8,
         max_new_tokens: MaxTokensOpt = 64,
         option: Annotated[
             list[str] | None,
@@ -112,19 +120,21 @@ def _eval_command(task_name: str) -> Any:
         ] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        from rsvlm.data.registry import open_dataset
         from rsvlm.models.chat.protocol import GenerationConfig
         from rsvlm.tasks.chat.registry import make_task
-        from rsvlm.tasks.chat_eval import evaluate_chat
+        from rsvlm.tasks.chat_eval import evaluate_chat, select_samples
 
-        dataset = open_dataset(data, format=data_format, images=images, split=split)
+        dataset, chosen = open_for_eval(data, images=images, split=split, data_format=data_format)
         task = make_task(task_name, dataset, **_options(option or []))
+        keep = _read_subset(subset) if subset is not None else None
+        usable = len(select_samples(task, dataset, None, keep))  # nothing to score fails before the model loads
+        count = f"{usable:,}" if limit is None or limit >= usable else f"{limit:,} of {usable:,} (--limit)"
+        note(f"{data}: {describe_split(dataset, chosen, split)}: {count} {task_name} samples")
         chat = load_chat_model(model, weights)
         folder = out or Path("runs") / "eval" / task_name / _slug(chat.name) / _slug(
-            f"{data.name}-{split or 'all'}{'-' + subset.stem if subset else ''}"
+            f"{data.name}-{split_label(chosen)}{'-' + subset.stem if subset else ''}"
         )
         config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
-        keep = _read_subset(subset) if subset is not None else None
         report = evaluate_chat(
             chat, task, dataset, folder, limit=limit, subset=keep, config=config, progress=_progress(as_json)
         )
@@ -140,11 +150,10 @@ def _eval_command(task_name: str) -> Any:
 
 
 def _read_subset(path: Path) -> set[str]:
-    if not path.is_file():
-        raise RsvlmError(f"{path}: subset file not found (one image name or sample id per line)")
-    names = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    """The names a ``--subset`` file lists (UTF-8, one image name or sample id per line)."""
+    names = {line.strip() for line in read_text(path, "subset file").splitlines() if line.strip()}
     if not names:
-        raise RsvlmError(f"{path}: subset file is empty")
+        raise DataError(path, "subset file is empty", "list one image name or sample id per line")
     return names
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rsvlm.cli.common import ALL_SPLITS, describe_split, note, open_for_eval, split_label
 from rsvlm.errors import RsvlmError
 
 app = typer.Typer(help="Evaluate models on remote-sensing tasks.", no_args_is_help=True)
@@ -24,7 +25,12 @@ WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local weight
 DownloadOpt = Annotated[bool, typer.Option("--download", help="Allow fetching the released weights (needs network).")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Dataset path (any format of `rsvlm data formats`).")]
 ImagesOpt = Annotated[Path | None, typer.Option("--images", help="Images folder, when not beside the annotations.")]
-SplitOpt = Annotated[str | None, typer.Option("--split", help="Dataset split to evaluate.")]
+SplitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--split", help="Dataset split to evaluate (default: test where the data has one); 'all': every split."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ClassNamesOpt = Annotated[
     Path | None,
@@ -36,7 +42,7 @@ ClassNamesOpt = Annotated[
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Feature cache folder (default: ~/.cache/rsvlm/features).")
 ]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
 
 
 def _emit(result: dict[str, Any], as_json: bool) -> None:
@@ -46,6 +52,13 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
     from rsvlm.cli.render import render_result
 
     render_result(result)
+
+
+def _announce(data: Path, what: str, count: int) -> None:
+    """Say what will be scored before the slow part starts; nothing to score is an error, not a 0 % result."""
+    if count == 0:
+        raise RsvlmError(f"{data}: nothing to score in {what} (check --data, --images and --split)")
+    note(f"{data}: {what}")
 
 
 def _exactly_one_source(embeddings: Path | None, model: str | None, data: Path | None) -> None:
@@ -95,20 +108,31 @@ def zeroshot(
     else:
         from rsvlm.data.names import load_name_map
         from rsvlm.pipeline import embed_scene_dataset
+        from rsvlm.tasks.templates import load_templates, template_name
 
         assert data is not None
+        names = load_name_map(class_names) if class_names else None
+        known = {template_name(t) for t in load_templates(templates)}  # a bad set fails before the model loads
+        if template is not None and template_name(template) not in known:
+            raise RsvlmError(f"--template {template!r} is not one of the templates of {templates!r}")
+        dataset, chosen_split = open_for_eval(
+            data, images=images, split=split, class_names=names, has_format_option=False
+        )
+        n = sum(1 for r in dataset.records if r.label is not None and r.image_path is not None)
+        _announce(data, f"{describe_split(dataset, chosen_split, split)}: {n:,} labelled images", n)
         emb, source = embed_scene_dataset(
             model,
             data,
             weights=weights,
             download=download,
             images=images,
-            split=split,
+            split=chosen_split,
             templates=templates,
             cache_dir=cache_dir,
             batch_size=batch_size,
-            class_names=load_name_map(class_names) if class_names else None,
+            class_names=names,
         )
+        source["split"] = split_label(chosen_split)
     from rsvlm.tasks.templates import template_name
 
     chosen = template_name(template) if template is not None else AVERAGE
@@ -144,16 +168,25 @@ def retrieval(
         from rsvlm.pipeline import embed_caption_dataset
 
         assert data is not None
+        dataset, chosen_split = open_for_eval(data, images=images, split=split, has_format_option=False)
+        records = [r for r in dataset.records if r.captions and r.image_path is not None]
+        captions = sum(len(r.captions) for r in records)
+        _announce(
+            data,
+            f"{describe_split(dataset, chosen_split, split)}: {len(records):,} images, {captions:,} captions",
+            captions,
+        )
         img, txt, owner, source = embed_caption_dataset(
             model,
             data,
             weights=weights,
             download=download,
             images=images,
-            split=split,
+            split=chosen_split,
             cache_dir=cache_dir,
             batch_size=batch_size,
         )
+        source["split"] = split_label(chosen_split)
     _emit({**source, **evaluate_retrieval(img, txt, owner)}, as_json)
 
 
@@ -166,11 +199,12 @@ def linear_probe(
     data: DataOpt = None,
     images: ImagesOpt = None,
     shots: Annotated[
-        int | None, typer.Option("--shots", help="k images per class (few-shot); all when omitted.")
+        int | None, typer.Option("--shots", help="k images per class (few-shot, k >= 1); all when omitted.")
     ] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds for the k-shot draws.")] = "1,2,3",
     test_fraction: Annotated[
-        float, typer.Option("--test-fraction", help="Held-out share when the data has no train/test split.")
+        float,
+        typer.Option("--test-fraction", help="Held-out share (0 to 1) when the data has no train/test split."),
     ] = 0.5,
     c: Annotated[float, typer.Option("--C", help="Inverse L2 regularisation of the logistic regression.")] = 1.0,
     cache_dir: CacheOpt = None,
@@ -180,10 +214,14 @@ def linear_probe(
     """Linear probe / k-shot logistic regression on frozen image features, fixed seeded protocol."""
     import numpy as np
 
-    from rsvlm.tasks.linear_probe import evaluate_linear_probe, stratified_split
+    from rsvlm.tasks.linear_probe import check_protocol, evaluate_linear_probe, parse_seeds, stratified_split
 
     _exactly_one_source(embeddings, model, data)
-    seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    # settings the protocol cannot run fail before the (slow) embedding, naming the option
+    seed_list = parse_seeds(seeds)
+    check_protocol(shots, seed_list, c)
+    if not 0 < test_fraction < 1:  # also refuses NaN
+        raise RsvlmError(f"--test-fraction must lie strictly between 0 and 1, got {test_fraction}")
     split_train = split_test = None
     if embeddings is not None:
         from rsvlm.tasks.embeddings import load_embedding_dir
@@ -194,6 +232,9 @@ def linear_probe(
         from rsvlm.pipeline import embed_scene_dataset
 
         assert data is not None
+        dataset, _ = open_for_eval(data, images=images, split=ALL_SPLITS, has_format_option=False)
+        n = sum(1 for r in dataset.records if r.label is not None and r.image_path is not None)
+        _announce(data, f"{describe_split(dataset, None, ALL_SPLITS)}: {n:,} labelled images", n)
         emb, source = embed_scene_dataset(
             model,
             data,
@@ -206,9 +247,11 @@ def linear_probe(
         if {"train", "test"} <= {s for s in emb.splits if s}:
             split_train = np.flatnonzero(np.array([s == "train" for s in emb.splits]))
             split_test = np.flatnonzero(np.array([s == "test" for s in emb.splits]))
+            source["split"] = "train -> test"
     if split_train is None or split_test is None:
         split_train, split_test = stratified_split(emb.labels, test_fraction, seed=0)
         source["split"] = f"stratified, {test_fraction:.0%} test, seed 0"
+    note(f"{data or embeddings}: probe split {source['split']}: {len(split_train):,} train, {len(split_test):,} test")
     result = evaluate_linear_probe(
         emb.images[split_train],
         emb.labels[split_train],

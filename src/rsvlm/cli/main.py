@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from typing import Annotated
 
@@ -10,6 +12,7 @@ import typer
 from rsvlm import __version__
 from rsvlm.cli import bench, chat, classify, data, demo, eval, models, train
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import os_problem
 
 app = typer.Typer(
     name="rsvlm",
@@ -43,13 +46,56 @@ def _root(
     """Vision-language models for remote-sensing imagery."""
 
 
+ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EIO,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+    }
+)
+"""OS failures that come from the machine (full disk, permissions, limits), not from a bug in rsvlm."""
+
+
 def main() -> None:
     """Run the CLI; expected failures become one line on stderr and exit code 2, never a traceback.
 
-    Usage errors are typer's own (also exit code 2); anything else is a bug and keeps its traceback.
+    Usage errors are typer's own (also exit code 2). As a last line of defence, the machine's own
+    failures (an OS error naming a file or a full disk, no memory left) are one line too; anything
+    else is a bug and keeps its traceback.
     """
     try:
         app()
     except RsvlmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.filename is None and exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _fail(f"{where}{os_problem(exc)}")
+    except MemoryError:
+        _fail("out of memory (try a smaller --batch-size, fewer or smaller images, or a machine with more memory)")
+
+
+def _fail(message: str) -> None:
+    _silence_stdout()  # output that cannot be written (a full disk) must not add its own traceback at exit
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _silence_stdout() -> None:
+    """Flush stdout; when that fails, point it at /dev/null so the interpreter's exit flush stays quiet."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass

@@ -115,7 +115,7 @@ def render_result(result: dict[str, Any]) -> None:
     ]
     rows = [[k, f"{result[k]:.2f}"] for k in headline if isinstance(result.get(k), int | float)]
     rows.append(["n", str(result.get("n"))])
-    for k in ("task", "protocol", "model", "embeddings", "data", "template", "transductive", "shots"):
+    for k in ("task", "protocol", "model", "embeddings", "data", "split", "template", "transductive", "shots"):
         if result.get(k) is not None:
             rows.append([k, str(result[k])])
     console.print(_table(f"{result.get('task', 'result')}", ["metric", "value"], rows))

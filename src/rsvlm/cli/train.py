@@ -37,7 +37,7 @@ def chat(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (overrides the config).")] = None,
     until_step: Annotated[
         int | None,
-        typer.Option("--until-step", help="Stop after this step of the schedule and export <output>/step-N."),
+        typer.Option("--until-step", min=1, help="Stop after this step of the schedule and export <output>/step-N."),
     ] = None,
 ) -> None:
     """Instruction-tune the lite chat model (alignment layer, optional LoRA); rerun the command to resume."""

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rsvlm.errors import DataError
+from rsvlm.fileio import read_text
 
 AVERAGE = "averageprompt"
 """Name of the class-text embeddings averaged over all templates, as in the released files."""
@@ -26,9 +27,13 @@ def load_tensor(path: Path) -> npt.NDArray[Any]:
     if not path.is_file():
         raise DataError(path, "file not found", "check the embeddings folder")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        tensors = load_file(str(path))
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, TypeError) as exc:
+            raise DataError(path, f"not a readable safetensors file: {str(exc).splitlines()[0][:160]}") from None
         if len(tensors) != 1:
             raise DataError(path, f"expected one tensor, found {len(tensors)}")
         return next(iter(tensors.values()))
@@ -71,8 +76,8 @@ def template_from_filename(stem: str) -> str:
 def _find_class_names(folder: Path, n_classes: int) -> list[str] | None:
     """Readable class names from the release's ``datasets/<NAME>/class_changes.txt``, when reachable."""
     own = folder / "class_names.txt"
-    if own.is_file():
-        names = [n.strip() for n in own.read_text().splitlines() if n.strip()]
+    if own.exists():
+        names = [n.strip() for n in read_text(own, "class-name list").splitlines() if n.strip()]
         return names if len(names) == n_classes else None
     parts = folder.resolve().parts
     if "results" not in parts:
@@ -83,7 +88,7 @@ def _find_class_names(folder: Path, n_classes: int) -> list[str] | None:
     candidate = Path(*parts[:i]) / "datasets" / parts[i + 1] / "class_changes.txt"
     if not candidate.is_file():
         return None
-    names = [n.strip() for n in candidate.read_text().splitlines() if n.strip()]
+    names = [n.strip() for n in read_text(candidate, "class-name list").splitlines() if n.strip()]
     return names if len(names) == n_classes else None
 
 
@@ -136,8 +141,9 @@ def load_embedding_dir(folder: str | Path, class_names: list[str] | None = None)
 
     raw_images = load_tensor(_pick(folder, "images", _NEEDS))
     labels = load_tensor(_pick(folder, "classes", _NEEDS)).astype(np.int64)
-    if raw_images.ndim != 2 or labels.shape != (raw_images.shape[0],):
-        raise DataError(folder, f"images {raw_images.shape} and classes {labels.shape} do not match")
+    if raw_images.ndim != 2 or labels.shape != (raw_images.shape[0],) or not len(labels):
+        raise DataError(folder, f"images {raw_images.shape} and classes {labels.shape} do not match (or are empty)")
+    _check_numbers(folder / "images", raw_images)
     text_files = sorted({p.stem: p for p in folder.glob("texts_*") if p.suffix in (".pt", ".safetensors")}.values())
     if not text_files:
         raise DataError(folder, "no texts_<template>.pt files", "an embeddings folder needs class-text embeddings")
@@ -147,7 +153,11 @@ def load_embedding_dir(folder: str | Path, class_names: list[str] | None = None)
         array = load_tensor(path)
         if array.ndim != 2 or array.shape[1] != raw_images.shape[1]:
             raise DataError(path, f"text embeddings {array.shape} do not match image dimension {raw_images.shape[1]}")
+        _check_numbers(path, array)
         texts[template_from_filename(path.stem)] = l2_normalise(array)
+    shapes = {a.shape for a in texts.values()}
+    if len(shapes) != 1:
+        raise DataError(folder, f"the texts_* files disagree on the number of classes ({sorted(shapes)})")
     n_classes = next(iter(texts.values())).shape[0]
     if labels.min() < 0 or labels.max() >= n_classes:
         raise DataError(folder, f"labels outside 0..{n_classes - 1}")
@@ -155,6 +165,14 @@ def load_embedding_dir(folder: str | Path, class_names: list[str] | None = None)
     if len(names) != n_classes:
         raise DataError(folder, f"{len(names)} class names for {n_classes} classes")
     return EmbeddingSet(l2_normalise(raw_images), labels, texts, names, source=str(folder), dtypes=dtypes)
+
+
+def _check_numbers(path: Path, array: npt.NDArray[Any]) -> None:
+    """Embeddings must be finite numbers: NaN or text would give silently meaningless scores."""
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise DataError(path, f"expected real numbers, found {array.dtype}")
+    if not np.isfinite(array).all():
+        raise DataError(path, "holds NaN or infinite values")
 
 
 def save_embedding_dir(folder: str | Path, embeddings: EmbeddingSet) -> None:
@@ -177,9 +195,21 @@ def load_retrieval_dir(
     """Retrieval embeddings: ``images``, ``captions`` and ``caption_image`` (index of each caption's image)."""
     folder = Path(folder)
 
-    images = l2_normalise(load_tensor(_pick(folder, "images", _RETRIEVAL_NEEDS)))
-    captions = l2_normalise(load_tensor(_pick(folder, "captions", _RETRIEVAL_NEEDS)))
-    owner = load_tensor(_pick(folder, "caption_image", _RETRIEVAL_NEEDS)).astype(np.int64)
-    if owner.shape != (captions.shape[0],) or owner.min() < 0 or owner.max() >= images.shape[0]:
+    if not folder.is_dir():
+        raise DataError(folder, "embeddings folder not found", "check the path")
+    raw_images = load_tensor(_pick(folder, "images", _RETRIEVAL_NEEDS))
+    raw_captions = load_tensor(_pick(folder, "captions", _RETRIEVAL_NEEDS))
+    raw_owner = load_tensor(_pick(folder, "caption_image", _RETRIEVAL_NEEDS))
+    if raw_images.ndim != 2 or raw_captions.ndim != 2 or raw_images.shape[1] != raw_captions.shape[1]:
+        raise DataError(
+            folder, f"images {raw_images.shape} and captions {raw_captions.shape} must be (N, D) and (M, D)"
+        )
+    if not len(raw_images) or not len(raw_captions):
+        raise DataError(folder, "no images or no captions to retrieve")
+    _check_numbers(folder / "images", raw_images)
+    _check_numbers(folder / "captions", raw_captions)
+    owner = raw_owner.astype(np.int64)
+    if owner.shape != (raw_captions.shape[0],) or owner.min() < 0 or owner.max() >= raw_images.shape[0]:
         raise DataError(folder, "caption_image must give one valid image index per caption")
+    images, captions = l2_normalise(raw_images), l2_normalise(raw_captions)
     return images, captions, owner

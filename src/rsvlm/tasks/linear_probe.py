@@ -19,10 +19,44 @@ PROTOCOL = "linear-probe/1"
 """StandardScaler + LogisticRegression(C, lbfgs, max_iter=1000); k-shot draws per seed; mean over seeds."""
 
 
+MAX_SEED = 2**32 - 1
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"1,2,3"`` → ``(1, 2, 3)``; anything else is a one-line error saying what a seed list is."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        seeds = tuple(int(p) for p in parts)
+    except ValueError:
+        raise RsvlmError(f"seeds {text!r}: expected comma-separated whole numbers, e.g. 1,2,3") from None
+    check_protocol(None, seeds, 1.0)
+    return seeds
+
+
+def check_protocol(shots: int | None, seeds: tuple[int, ...], c: float) -> None:
+    """Refuse settings the protocol cannot run (before any slow work), each as one line saying the range."""
+    import math
+
+    if shots is not None and (isinstance(shots, bool) or shots < 1):
+        raise RsvlmError(f"shots must be at least 1 image per class (omit it for the full probe), got {shots}")
+    if not seeds:
+        raise RsvlmError("at least one seed is needed, e.g. 1,2,3")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise RsvlmError(f"seed {bad[0]} is out of range: seeds are whole numbers from 0 to {MAX_SEED}")
+    if len(set(seeds)) != len(seeds):
+        repeated = next(s for s in seeds if seeds.count(s) > 1)
+        raise RsvlmError(f"seed {repeated} is given twice: a repeated draw would count twice in the mean")
+    if not (math.isfinite(c) and c > 0):
+        raise RsvlmError(f"C (inverse regularisation) must be a positive number, got {c}")
+
+
 def stratified_split(
     labels: npt.NDArray[np.integer], test_fraction: float, seed: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Train and test indices with the same class proportions (every class keeps at least one of each)."""
+    if not 0 < test_fraction < 1:  # also refuses NaN
+        raise RsvlmError(f"test fraction must lie strictly between 0 and 1, got {test_fraction}")
     rng = np.random.default_rng(seed)
     train: list[int] = []
     test: list[int] = []
@@ -65,7 +99,14 @@ def evaluate_linear_probe(
     c: float = 1.0,
 ) -> dict[str, Any]:
     """Full linear probe (``shots=None``, one fit) or k-shot (``shots=k``, one draw and fit per seed)."""
+    check_protocol(shots, seeds, c)
     n_classes = len(class_names)
+    present = len(np.unique(np.asarray(train_y)))
+    if present < 2 or len(test_y) == 0:
+        raise RsvlmError(
+            f"a linear probe needs training images of at least 2 classes and a test image; "
+            f"got {present} class(es), {len(train_y)} training and {len(test_y)} test images"
+        )
     runs: list[dict[str, Any]] = []
     for seed in seeds if shots is not None else seeds[:1]:
         if shots is None:

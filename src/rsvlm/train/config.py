@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import read_text
 
 T = TypeVar("T")
 
@@ -128,9 +129,7 @@ def _build(cls: type[T], data: Any, where: str) -> T:
 def read_config_file(path: str | Path) -> Any:
     """Parse a ``.yaml``/``.yml`` or ``.json`` config file; a missing or unparsable file is a one-line error."""
     path = Path(path)
-    if not path.is_file():
-        raise RsvlmError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "config file")
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import read_text
 
 FAMILIES = ("default", "geochat", "qwen2-vl", "llava", "llava-next")
 """Prompt keys a protocol may hold; a model family without its own key gets its fallback's, then ``default``."""
@@ -156,9 +157,7 @@ def load_protocol(id_or_path: str | Path) -> TaskProtocol:
     expected_id: str | None = None
     path = Path(id_or_path)
     if str(id_or_path).endswith((".yaml", ".yml")):
-        if not path.is_file():
-            raise RsvlmError(f"protocol file {path} not found: check the path")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        text, where = read_text(path, "protocol file"), str(path)
     else:
         expected_id = str(id_or_path)
         resource = resources.files("rsvlm.tasks.chat").joinpath("protocols_data", _file_name(expected_id))
@@ -167,8 +166,9 @@ def load_protocol(id_or_path: str | Path) -> TaskProtocol:
         text, where = resource.read_text(encoding="utf-8"), f"protocol {expected_id}"
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RsvlmError(f"{where}: malformed YAML ({str(exc).splitlines()[0]}); fix the file") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise RsvlmError(f"{where}: malformed YAML ({first}); fix the file") from None
     protocol = _parse(data, where)
     if expected_id is not None and protocol.id != expected_id:
         raise RsvlmError(f"{where}: file declares id {protocol.id!r}; the id must match the file name")
@@ -258,9 +258,13 @@ def _parse(data: Any, where: str) -> TaskProtocol:
 
 def _check_template(template: str, allowed: frozenset[str], where: str) -> None:
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
         raise RsvlmError(f"{where}: malformed template ({exc}); write literal braces as {{{{ and }}}}") from None
+    names = {name for name, _, _ in fields}
+    styled = [name for name, spec, conv in fields if spec or conv]
+    if styled:
+        raise RsvlmError(f"{where}: placeholder {{{styled[0]}}} has a conversion or format spec; write it bare")
     unknown = sorted(names - allowed)
     if unknown:
         allowed_text = ", ".join("{" + a + "}" for a in sorted(allowed)) or "none"
