@@ -183,3 +183,16 @@ def test_damaged_lite_weights_are_one_line(damage: str, tmp_path: Path, image: P
     save_file(state, str(folder / "model.safetensors"))
     result = rsvlm("classify", image, "--labels", "a,b", "--weights", folder)
     assert_one_line_error(result, "model.safetensors", fragment)
+
+
+@pytest.mark.parametrize(
+    ("labels", "fragment"),
+    [
+        ("forest,river,forest", "--labels names forest more than once"),
+        ("bare_land,BareLand,river", "classes 'bare_land' and 'BareLand' both read as 'bare land'"),
+    ],
+)
+def test_labels_that_would_share_a_prompt_are_refused(labels: str, fragment: str, image: Path) -> None:
+    """Two labels with one prompt used to collapse into one score and shift every later label's name."""
+    result = rsvlm("classify", image, "--labels", labels)
+    assert_one_line_error(result, fragment)

@@ -65,7 +65,10 @@ NAME_MAP_FIX = (
 
 
 def class_name_map(
-    classes: Iterable[str], overrides: Mapping[str, str] | None = None, where: str | Path | None = None
+    classes: Iterable[str],
+    overrides: Mapping[str, str] | None = None,
+    where: str | Path | None = None,
+    fix: str = NAME_MAP_FIX,
 ) -> dict[str, str]:
     """Readable names for every class, user overrides first.
 
@@ -80,8 +83,8 @@ def class_name_map(
         if key in first:
             problem = f"classes {first[key]!r} and {raw!r} both read as {name!r}"
             if where is not None:
-                raise DataError(where, problem, NAME_MAP_FIX)
-            raise RsvlmError(f"{problem} ({NAME_MAP_FIX})")
+                raise DataError(where, problem, fix)
+            raise RsvlmError(f"{problem} ({fix})")
         first[key] = raw
     return names
 
