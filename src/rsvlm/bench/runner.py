@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write, atomic_write_json, run_lock
 
 Log = Callable[[str], None]
 
@@ -55,13 +56,6 @@ class Context:
 
 def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "model"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable), encoding="utf-8")
-    tmp.replace(path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -183,10 +177,27 @@ def run_suite(
     progress: Callable[[str], Callable[[int, int], None]] | None = None,
     verify: bool = True,
 ) -> Path:
-    """Run (or resume) ``suite`` for ``models`` into ``out``; returns the run folder."""
+    """Run (or resume) ``suite`` for ``models`` into ``out``; returns the run folder.
+
+    The folder is locked for the run: a second ``rsvlm bench`` on it is refused at once rather than
+    computing every pair twice and racing on the same result and prediction files.
+    """
+    with run_lock(out, "bench run folder"):
+        return _run_suite(suite, models, out, data_root, log=log, progress=progress, verify=verify)
+
+
+def _run_suite(
+    suite: Any,
+    models: list[str],
+    out: Path,
+    data_root: Path,
+    *,
+    log: Log,
+    progress: Callable[[str], Callable[[int, int], None]] | None,
+    verify: bool,
+) -> Path:
     from rsvlm.bench.spec import KINDS
 
-    out.mkdir(parents=True, exist_ok=True)
     families = {m: model_family(m) for m in models}
     run_path = out / "run.json"
     previous = json.loads(run_path.read_text(encoding="utf-8")) if run_path.is_file() else None
@@ -205,7 +216,7 @@ def run_suite(
         "seeds": {"linear_probe": [1, 2, 3], "generation": "greedy (deterministic)"},
         "data": data_manifests(suite, data_root, verify, log),
     }
-    write_json_atomic(run_path, run)
+    atomic_write_json(run_path, run, default=_jsonable)
     pairs: list[tuple[str, Any]] = []
     for model in models:
         pairs += [(model, t) for t in suite.tasks if KINDS[t.kind].family == families[model]]
@@ -238,9 +249,9 @@ def run_suite(
             weights_digest=digests.get(model),
         )
         result["metrics"] = {k: v for k, v in result["metrics"].items() if isinstance(v, int | float)}
-        write_json_atomic(target, result)
+        atomic_write_json(target, result, default=_jsonable)
     run["finished"] = _now()
-    write_json_atomic(run_path, run)
+    atomic_write_json(run_path, run, default=_jsonable)
     return out
 
 
@@ -520,7 +531,7 @@ def _predictions(folder: Path) -> dict[str, str]:
     """The finished predictions of a chat run folder (``evaluate_chat`` wrote and checked them)."""
     from rsvlm.tasks.predictions import PREDICTIONS_FILE
 
-    lines = (folder / PREDICTIONS_FILE).read_text(encoding="utf-8").splitlines()
+    lines = (folder / PREDICTIONS_FILE).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is text
     return {str(r["id"]): str(r["prediction"]) for r in map(json.loads, lines) if r}
 
 
@@ -615,7 +626,7 @@ def _box_tiles(task: Any, ctx: Context, grounding: bool = False) -> Any:
             if r.image_path is None or r.boxes is None or (regions and r.image_path.name not in regions):
                 continue
             write_voc_tiles(read_image(r.image_path), r.boxes, r.image_path.stem, folder, tile, object_name, grounding)
-        (folder / ".complete").write_text("ok", encoding="utf-8")
+        atomic_write(folder / ".complete", "ok")
     return open_dataset(folder, format="voc")
 
 

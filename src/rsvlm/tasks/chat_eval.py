@@ -4,6 +4,8 @@ The runner knows nothing of a task's meaning (that is the task's protocol) nor o
 (that is the ``ChatModel`` protocol). It streams samples through the model in batches, logs each
 finished prediction with the image size and file hash it refers to, and scores everything at the end,
 so a rerun after a crash skips finished samples and produces the same metrics as an uninterrupted run.
+The run folder is locked while the runner works in it (``fileio.run_lock``): a second run on the same
+``--out`` is refused at once instead of computing and appending every prediction a second time.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from rsvlm import __version__
 from rsvlm.errors import RsvlmError
-from rsvlm.tasks.predictions import PredictionLog, write_json_atomic
+from rsvlm.fileio import atomic_write_json, run_lock
+from rsvlm.tasks.predictions import PredictionLog
 
 if TYPE_CHECKING:
     from rsvlm.data.dataset import Dataset
@@ -92,27 +95,28 @@ def evaluate_chat(
         },
         "generation": {"max_new_tokens": config.max_new_tokens, "decoding": "greedy"},
     }
-    log = PredictionLog(out, header)
-    todo = [(i, s) for i, s in chosen if s.id not in log]
-    if progress:
-        progress(len(samples) - len(todo), len(samples))
-    for start in range(0, len(todo), config.batch_size):
-        batch = [(dataset[i], s) for i, s in todo[start : start + config.batch_size]]
-        requests = [ChatRequest.ask(loaded.image, task.prompt(s, model.family)) for loaded, s in batch]
-        answers = model.generate(requests, config)
-        log.append(
-            {
-                "id": s.id,
-                "prediction": answer,
-                "width": loaded.image.width if loaded.image is not None else None,
-                "height": loaded.image.height if loaded.image is not None else None,
-                "image_hash": file_hash(s.image_path) if s.image_path is not None else None,
-            }
-            for (loaded, s), answer in zip(batch, answers, strict=True)
-        )
+    with run_lock(out):
+        log = PredictionLog(out, header)
+        todo = [(i, s) for i, s in chosen if s.id not in log]
         if progress:
-            progress(len(samples) - len(todo) + start + len(batch), len(samples))
-    return score_run(task, samples, log, header)
+            progress(len(samples) - len(todo), len(samples))
+        for start in range(0, len(todo), config.batch_size):
+            batch = [(dataset[i], s) for i, s in todo[start : start + config.batch_size]]
+            requests = [ChatRequest.ask(loaded.image, task.prompt(s, model.family)) for loaded, s in batch]
+            answers = model.generate(requests, config)
+            log.append(
+                {
+                    "id": s.id,
+                    "prediction": answer,
+                    "width": loaded.image.width if loaded.image is not None else None,
+                    "height": loaded.image.height if loaded.image is not None else None,
+                    "image_hash": file_hash(s.image_path) if s.image_path is not None else None,
+                }
+                for (loaded, s), answer in zip(batch, answers, strict=True)
+            )
+            if progress:
+                progress(len(samples) - len(todo) + start + len(batch), len(samples))
+        return score_run(task, samples, log, header)
 
 
 def score_run(task: ChatTask, samples: list[Sample], log: PredictionLog, header: dict[str, Any]) -> dict[str, Any]:
@@ -125,5 +129,5 @@ def score_run(task: ChatTask, samples: list[Sample], log: PredictionLog, header:
         predictions.append(str(record["prediction"]))
     metrics = task.score(scored, predictions, str(header["model"]["box_format"]))
     report = {**header, "n": len(samples), "metrics": metrics, "output": str(log.folder)}
-    write_json_atomic(log.folder / "metrics.json", report)
+    atomic_write_json(log.folder / "metrics.json", report, sort_keys=True, default=str)
     return report

@@ -3,29 +3,27 @@ the requests in flight.
 
 A run folder holds ``run.json`` (what produced the predictions: model, task protocol, data digest) and
 ``predictions.jsonl`` (one finished prediction per line, written whole and fsynced per batch). A line
-cut short by a crash is dropped when the log is reopened. Reopening a folder with a different
-``run.json`` is refused rather than mixing two runs' predictions.
+cut short by a crash is dropped when the log is reopened, and a batch that cannot be written whole (disk
+full) is cut back off, so the log never holds half a line. Reopening a folder with a different
+``run.json`` is refused rather than mixing two runs' predictions; two processes on one folder are kept
+apart by ``fileio.run_lock``, which the runner holds while it writes here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rsvlm.errors import RsvlmError
+from rsvlm.errors import DataError, RsvlmError
+from rsvlm.fileio import atomic_write_json, read_text, write_error
 
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.jsonl"
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+_START_AGAIN = "delete the file, or choose another --out folder, to start the run again"
 
 
 class PredictionLog:
@@ -33,10 +31,13 @@ class PredictionLog:
 
     def __init__(self, folder: str | Path, header: dict[str, Any]) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(self.folder, exc) from None
         run_path = self.folder / RUN_FILE
-        if run_path.is_file():
-            previous = json.loads(run_path.read_text(encoding="utf-8"))
+        if run_path.exists():
+            previous = _load_json(run_path)
             if previous != json.loads(json.dumps(header, sort_keys=True, default=str)):
                 changed = sorted(k for k in set(previous) | set(header) if previous.get(k) != header.get(k))
                 raise RsvlmError(
@@ -44,26 +45,35 @@ class PredictionLog:
                     "pass another --out folder or delete this one"
                 )
         else:
-            write_json_atomic(run_path, header)
+            atomic_write_json(run_path, header, sort_keys=True, default=str)
         self.path = self.folder / PREDICTIONS_FILE
         self.records: dict[str, dict[str, Any]] = self._read()
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        if not self.path.is_file():
+        if not self.path.exists():
             return {}
-        raw = self.path.read_bytes()
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise DataError(self.path, f"cannot read the predictions ({exc.strerror or exc})", _START_AGAIN) from None
         complete = raw[: raw.rfind(b"\n") + 1]
         if len(complete) != len(raw):  # a line cut short by a crash: drop it so appends start clean
-            with self.path.open("r+b") as f:
-                f.truncate(len(complete))
+            self._truncate(len(complete))
         records: dict[str, dict[str, Any]] = {}
-        for n, line in enumerate(complete.decode("utf-8").splitlines(), 1):
+        for n, line in enumerate(complete.split(b"\n")[:-1], 1):
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise RsvlmError(f"{self.path}:{n}: not a JSON line; delete the file to start the run again") from None
-            records[str(record["id"])] = record
+                record = json.loads(line.decode("utf-8"))
+                sample_id = str(record["id"])
+            except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError):
+                raise DataError(f"{self.path}:{n}", "not a prediction line (JSON with an id)", _START_AGAIN) from None
+            records[sample_id] = record
         return records
+
+    def _truncate(self, size: int) -> None:
+        try:
+            os.truncate(self.path, size)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
 
     def __contains__(self, sample_id: str) -> bool:
         return sample_id in self.records
@@ -72,18 +82,41 @@ class PredictionLog:
         return len(self.records)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append finished predictions in one write and fsync them."""
+        """Append finished predictions in one write and fsync them; on failure none of them stays."""
         batch = list(records)
         if not batch:
             return
         data = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in batch).encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+        start = -1
+        try:
+            start = os.fstat(fd).st_size
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
+        except OSError as exc:
+            if start >= 0:  # the lines written before the disk filled up are not whole: cut them off
+                with contextlib.suppress(OSError):  # else the next open drops the cut-short line anyway
+                    os.ftruncate(fd, start)
+            raise write_error(self.path, exc) from None
         finally:
             os.close(fd)
         for r in batch:
             self.records[str(r["id"])] = r
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    """A run folder's JSON record, or a one-line error when it is not one (edited, or not rsvlm's)."""
+    try:
+        value = json.loads(read_text(path, "run record"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            path, f"not a JSON run record (line {exc.lineno})", "delete the run folder to start again"
+        ) from None
+    if not isinstance(value, dict):
+        raise DataError(path, "not a JSON run record (expected an object)", "delete the run folder to start again")
+    return value
