@@ -32,3 +32,7 @@ class AnnotationError(DataError):
 
 class FormatError(RsvlmError):
     """A dataset format is unknown or cannot be detected for a path."""
+
+
+class RsvlmWarning(UserWarning):
+    """Something the user should know that does not stop the run; the CLI prints it as one line."""

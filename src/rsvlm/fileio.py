@@ -8,6 +8,7 @@ and none leaves a half-written or temporary file behind.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -54,6 +55,14 @@ def write_error(path: Path, exc: OSError) -> RsvlmError:
     return DataError(path, f"cannot write ({os_problem(exc)})", fix)
 
 
+@functools.cache
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file (0666 less the umask), read once per process."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write through a unique temporary file in the same folder, then rename: readers see all or nothing.
 
@@ -65,6 +74,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; results and caches are meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
         Path(tmp).replace(path)
@@ -82,16 +92,24 @@ def atomic_write_json(path: str | Path, value: Any, **dumps: Any) -> None:
     atomic_write(path, json.dumps(value, **dumps) + "\n")
 
 
+_HELD: set[Path] = set()
+
+
 @contextmanager
 def run_lock(folder: str | Path, what: str = "run folder") -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` for the block, or refuse at once if another process holds it.
 
     The lock is an ``flock`` on ``folder/.lock``: the kernel drops it when the holder exits, so a run
-    killed with ``kill -9`` never leaves a stale lock behind.
+    killed with ``kill -9`` never leaves a stale lock behind. Re-entrant within one process, so a command
+    can hold the folder across several steps that each lock it.
     """
     import fcntl
 
     folder = Path(folder)
+    key = folder.resolve()
+    if key in _HELD:
+        yield folder
+        return
     lock_path = folder / ".lock"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -107,13 +125,18 @@ def run_lock(folder: str | Path, what: str = "run folder") -> Iterator[Path]:
             raise DataError(
                 folder, f"this {what} is in use by {holder}", "wait for it to finish or choose another --out"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"rsvlm process {os.getpid()}")
-        handle.flush()
+        try:  # who holds it, for the refusal message of a second process; cosmetic, so a full disk is fine
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"rsvlm process {os.getpid()}")
+            handle.flush()
+        except OSError:
+            pass
+        _HELD.add(key)
         try:
             yield folder
         finally:
+            _HELD.discard(key)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 

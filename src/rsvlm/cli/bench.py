@@ -38,10 +38,13 @@ def bench(
     names = [m.strip() for m in (models or "rsvlm-lite,rsvlm-lite-chat").split(",") if m.strip()]
     root = data_root or Path(os.environ.get("RSVLM_SHARED_DATA", "../shared/data"))
     folder = out or Path("runs") / "bench" / spec.name
-    run_suite(spec, names, folder, root, log=_log, progress=_progress, verify=not no_verify)
     from rsvlm.bench.report import finish_run
+    from rsvlm.fileio import run_lock
 
-    for path in finish_run(folder):
+    with run_lock(folder, "bench run folder"):  # the leaderboards and report too, not only the pairs
+        run_suite(spec, names, folder, root, log=_log, progress=_progress, verify=not no_verify)
+        written = finish_run(folder)
+    for path in written:
         typer.echo(str(path))
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Annotated
+import warnings
+from typing import Annotated, TextIO
 
 import typer
 
 from rsvlm import __version__
 from rsvlm.cli import bench, chat, classify, data, demo, eval, models, train
-from rsvlm.errors import RsvlmError
+from rsvlm.errors import RsvlmError, RsvlmWarning
 from rsvlm.fileio import os_problem
 
 app = typer.Typer(
@@ -70,6 +71,7 @@ def main() -> None:
     failures (an OS error naming a file or a full disk, no memory left) are one line too; anything
     else is a bug and keeps its traceback.
     """
+    warnings.showwarning = _show_warning
     try:
         app()
     except RsvlmError as exc:
@@ -81,6 +83,24 @@ def main() -> None:
         _fail(f"{where}{os_problem(exc)}")
     except MemoryError:
         _fail("out of memory (try a smaller --batch-size, fewer or smaller images, or a machine with more memory)")
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """rsvlm's own warnings as one ``warning:`` line; anyone else's as Python prints them."""
+    if issubclass(category, RsvlmWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 def _fail(message: str) -> None:
