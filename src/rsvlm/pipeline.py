@@ -64,6 +64,7 @@ def embed_images(
         pending = pool.map(lambda b: torch.stack([load(i) for i, _ in b]), batches)
         for batch, pixels in zip(batches, pending, strict=True):
             vectors = model.encode_images(pixels).cpu().numpy()
+            check_finite_embeddings(model, vectors, [paths[i] for i, _ in batch])
             for (i, key), vector in zip(batch, vectors, strict=True):
                 out[i] = vector
                 if cache is not None:
@@ -74,9 +75,23 @@ def embed_images(
     return out
 
 
+def check_finite_embeddings(model: ContrastiveModel, vectors: npt.NDArray[np.float32], items: Sequence[object]) -> None:
+    """Refuse NaN or infinite embeddings (weights that overflow, NaN pixels): they would score as ``nan%``
+    and be cached as if valid."""
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        first = items[int(np.argmax(bad))]
+        raise RsvlmError(
+            f"{model.name}: {int(bad.sum())} of {len(vectors)} embeddings are NaN or infinite, e.g. for {first} "
+            "(the weights overflow or the input holds NaN values; check the weights file and the image)"
+        )
+
+
 def embed_texts(model: ContrastiveModel, texts: Sequence[str], batch_size: int = 256) -> npt.NDArray[np.float32]:
     parts = [model.encode_texts(texts[s : s + batch_size]).cpu().numpy() for s in range(0, len(texts), batch_size)]
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, model.embed_dim), np.float32)
+    out = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, model.embed_dim), np.float32)
+    check_finite_embeddings(model, out, [repr(t) for t in texts])
+    return out
 
 
 def class_text_embeddings(

@@ -196,3 +196,14 @@ def test_labels_that_would_share_a_prompt_are_refused(labels: str, fragment: str
     """Two labels with one prompt used to collapse into one score and shift every later label's name."""
     result = rsvlm("classify", image, "--labels", labels)
     assert_one_line_error(result, fragment)
+
+
+def test_weights_that_overflow_give_an_error_not_nan_percent(tmp_path: Path, image: Path) -> None:
+    """Finite weights can still overflow to infinity in the forward pass: the embeddings are checked too."""
+    spec = _tiny_spec_file(tmp_path)
+    state = {k: v.clone() for k, v in source_model(get_spec("remoteclip-vit-b-32")).state_dict().items()}
+    state["visual.proj"].fill_(3e38)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "huge.safetensors"))
+    result = rsvlm("classify", image, "--labels", "a,b", "--model", spec, "--weights", tmp_path / "huge.safetensors")
+    assert_one_line_error(result, "tiny-vit: 1 of 1 embeddings are NaN or infinite", "airport_01.jpg")
+    assert "nan%" not in result.stdout
