@@ -531,8 +531,9 @@ def _predictions(folder: Path) -> dict[str, str]:
     """The finished predictions of a chat run folder (``evaluate_chat`` wrote and checked them)."""
     from rsvlm.tasks.predictions import PREDICTIONS_FILE
 
-    lines = (folder / PREDICTIONS_FILE).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is text
-    return {str(r["id"]): str(r["prediction"]) for r in map(json.loads, lines) if r}
+    text = (folder / PREDICTIONS_FILE).read_text(encoding="utf-8")
+    lines = [line for line in text.split("\n") if line.strip()]  # not splitlines: U+2028 inside a text is text
+    return {str(r["id"]): str(r["prediction"]) for r in map(json.loads, lines)}
 
 
 def run_caption(task: Any, ctx: Context) -> dict[str, Any]:
