@@ -7,7 +7,7 @@
   ``rsvlm.build.instructions`` draws them) against the 40 it trained on.
 
 Each test image counts at a threshold when its best training match reaches that smoothed-thumbnail
-correlation and passes the detail check (``rsvlm.bench.leakage``); the "no detail check" column shows what
+correlation and passes the detail check (``rsvlm.bench.near_duplicates``); the "no detail check" column shows what
 correlation alone would flag. Timings are wall clock on this machine, with the thread count BLAS was given.
 
 The issue's WHU-RS19 figure (about 630 of its 1,005 images are AID images) cannot be reproduced here:
@@ -44,7 +44,7 @@ def make_copies(paths: list[Path]) -> tuple[list[Any], list[str]]:
     """Each image resized to 97 px, flipped/turned (cycling through all 8), re-encoded as JPEG quality 40."""
     from PIL import Image
 
-    from rsvlm.bench.leakage import TRANSFORMS
+    from rsvlm.bench.near_duplicates import TRANSFORMS
 
     names = {0: "identity", 1: "rot90", 2: "rot180", 3: "rot270"}
     copies, expected = [], []
@@ -72,7 +72,7 @@ def main() -> None:
     if not (args.data / "aid").is_dir() or not (args.data / "rsicd").is_dir():
         sys.exit(f"AID/RSICD not found under {args.data}: this benchmark needs ../shared/data")
 
-    from rsvlm.bench.leakage import TRANSFORMS, match_thumbnails, thumbnails
+    from rsvlm.bench.near_duplicates import TRANSFORMS, match_thumbnails, thumbnails
     from rsvlm.data.registry import open_dataset
 
     aid = sorted((args.data / "aid").rglob("*.jpg"))

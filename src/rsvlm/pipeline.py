@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -14,14 +14,16 @@ import numpy.typing as npt
 from rsvlm.errors import RsvlmError
 
 if TYPE_CHECKING:
+    from rsvlm.data.sample import RasterImage
     from rsvlm.models.protocols import ContrastiveModel
     from rsvlm.tasks.embeddings import EmbeddingSet
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 def model_cache_key(model: ContrastiveModel) -> str:
-    weights = getattr(model, "weights_id", "")
+    weights = model.weights_id
     raw = f"{model.name}|{weights}|{model.preprocess_id}|{model.embed_dim}"
     return f"{model.name}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
 
@@ -35,43 +37,71 @@ def embed_images(
     use_cache: bool = True,
     progress: Progress | None = None,
 ) -> npt.NDArray[np.float32]:
-    """(N, D) normalised embeddings of image files, reading each from the cache when present."""
+    """(N, D) normalised embeddings of image files, reading each from the cache when present (keyed by the
+    file's bytes, so a renamed or copied file is a hit)."""
+    from rsvlm.data.raster import read_image
+    from rsvlm.features.cache import file_hash
+
+    return embed_cached(
+        model,
+        paths,
+        read_image,
+        file_hash,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        progress=progress,
+    )
+
+
+def embed_cached(
+    model: ContrastiveModel,
+    items: Sequence[T],
+    load: Callable[[T], RasterImage],
+    content_key: Callable[[T], str],
+    *,
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> npt.NDArray[np.float32]:
+    """The one embedding loop: (N, D) embeddings of ``items`` (files, in-memory tiles …), each looked up in the
+    feature cache by ``content_key(item)`` first; the rest are loaded, preprocessed and encoded in batches
+    (two threads prepare the next batch while the model encodes), checked finite and cached."""
     import torch
 
-    from rsvlm.data.raster import read_image
-    from rsvlm.features.cache import FeatureCache, file_hash
+    from rsvlm.features.cache import FeatureCache
 
-    out = np.zeros((len(paths), model.embed_dim), dtype=np.float32)
+    out = np.zeros((len(items), model.embed_dim), dtype=np.float32)
     cache = FeatureCache(cache_dir, model_cache_key(model), model.embed_dim) if use_cache else None
     todo: list[tuple[int, str]] = []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        keys = list(pool.map(file_hash, paths)) if cache is not None else [""] * len(paths)
+        keys = list(pool.map(content_key, items)) if cache is not None else [""] * len(items)
     for i, key in enumerate(keys):
         cached = cache.get(key) if cache is not None else None
         if cached is None:
             todo.append((i, key))
         else:
             out[i] = cached
-    done = len(paths) - len(todo)
+    done = len(items) - len(todo)
     if progress is not None:
-        progress(done, len(paths))
+        progress(done, len(items))
 
-    def load(i: int) -> torch.Tensor:
-        return model.preprocess(read_image(paths[i]))
+    def prepare(batch: list[tuple[int, str]]) -> torch.Tensor:
+        return torch.stack([model.preprocess(load(items[i])) for i, _ in batch])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
-        pending = pool.map(lambda b: torch.stack([load(i) for i, _ in b]), batches)
-        for batch, pixels in zip(batches, pending, strict=True):
+        for batch, pixels in zip(batches, pool.map(prepare, batches), strict=True):
             vectors = model.encode_images(pixels).cpu().numpy()
-            check_finite_embeddings(model, vectors, [paths[i] for i, _ in batch])
+            check_finite_embeddings(model, vectors, [items[i] for i, _ in batch])
             for (i, key), vector in zip(batch, vectors, strict=True):
                 out[i] = vector
                 if cache is not None:
                     cache.put(key, vector)
             done += len(batch)
             if progress is not None:
-                progress(done, len(paths))
+                progress(done, len(items))
     return out
 
 
@@ -131,8 +161,7 @@ def rich_progress(description: str) -> tuple[Any, Progress]:
 def _load(model_name: str | None, weights: Path | None, download: bool) -> ContrastiveModel:
     from rsvlm.models.openclip import load_contrastive
 
-    loaded: ContrastiveModel = load_contrastive(model_name, weights, download=download)
-    return loaded
+    return load_contrastive(model_name, weights, download=download)
 
 
 def _embed_with_progress(

@@ -24,6 +24,10 @@ REGIONS = ("OSBS_029", "SOAP_061")  # the two 400x400 images: 32 non-overlapping
 class OtherModel:
     """A contrastive model whose embeddings are not rsvlm-lite's (different size or preprocessing)."""
 
+    weights_id = ""
+    logit_scale = 100.0
+    in_bands = None
+
     def __init__(self, name: str, embed_dim: int, preprocess_id: str) -> None:
         self.name, self.embed_dim, self.preprocess_id = name, embed_dim, preprocess_id
 
@@ -196,7 +200,7 @@ class OtherModelSameKey:
 
     def __init__(self, model: ContrastiveModel) -> None:
         self.name, self.embed_dim, self.preprocess_id = model.name, model.embed_dim, model.preprocess_id
-        self.weights_id = getattr(model, "weights_id", "")
+        self.weights_id, self.logit_scale, self.in_bands = model.weights_id, model.logit_scale, model.in_bands
         self.preprocess = model.preprocess
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:

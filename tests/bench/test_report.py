@@ -18,7 +18,8 @@ from PIL import Image, ImageStat
 
 from rsvlm.bench import plots
 from rsvlm.bench.leaderboard import board_of, collect, write_leaderboards
-from rsvlm.bench.report import console_messages, screenshot, write_report
+from rsvlm.bench.report import write_report
+from tests.bench.chromium import console_messages, screenshot
 from tests.conftest import SHARED_DATA
 
 MODELS = ["rsvlm-lite", "other-clip", "rsvlm-lite-chat"]

@@ -6,13 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsvlm.build.instructions import (
-    boxes_in_tile,
-    build_instructions,
-    load_instruction_config,
-    referring_expressions,
-    tiles,
-)
+from rsvlm.build.instructions import build_instructions, load_instruction_config, referring_expressions
 from rsvlm.data.registry import open_dataset
 from rsvlm.data.sample import Boxes
 from rsvlm.errors import RsvlmError
@@ -74,15 +68,6 @@ def test_build_is_deterministic(fixtures: Path, tmp_path: Path) -> None:
     a = json.loads((tmp_path / "a" / "train.json").read_text())
     b = json.loads((tmp_path / "b" / "train.json").read_text())
     assert [c["id"] for c in a] == [c["id"] for c in b] and a == b
-
-
-def test_tiles_cover_the_image_and_boxes_follow_their_centres() -> None:
-    windows = tiles(50, 70, 20, 10)
-    assert windows[0] == (0, 0, 20, 20) and windows[-1] == (50, 30, 20, 20)
-    boxes = Boxes(np.array([[2.0, 2, 8, 8], [15, 15, 30, 25]]), ("Tree", "Tree"))
-    inside = boxes_in_tile(boxes, (10, 10, 20, 20))
-    assert inside.labels == ("Tree",)  # the first box's centre (5, 5) is outside
-    np.testing.assert_array_equal(inside.xyxy, [[5, 5, 20, 15]])  # shifted, clipped to the tile
 
 
 def test_referring_expressions_are_unique_by_a_margin() -> None:

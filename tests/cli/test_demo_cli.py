@@ -15,8 +15,8 @@ from affine import Affine
 from typer.testing import CliRunner
 
 from rsvlm.cli.main import app, main
+from rsvlm.data.bands import PRESETS
 from rsvlm.data.raster import Window
-from rsvlm.geo.bands import PRESETS
 from tests.geo.test_outputs import write_s2_window
 
 

@@ -18,10 +18,10 @@ import torch
 from rasterio.warp import transform as warp_transform
 
 from rsvlm.adapt.regression import CountTile, RegressionHead, count_tiles, embed_rasters
+from rsvlm.data.bands import identity_stats, rgb_composite
 from rsvlm.data.raster import Window
 from rsvlm.data.sample import RasterImage
 from rsvlm.errors import RsvlmError
-from rsvlm.geo.bands import identity_stats, rgb_composite
 from rsvlm.geo.counting import CountMap, count_scene
 from rsvlm.geo.source import Scene, open_scene
 
@@ -116,6 +116,9 @@ class OtherModel:
     name = "other"
     embed_dim = 512
     preprocess_id = "resize160-bilinear-scale-1to1"
+    weights_id = ""
+    logit_scale = 100.0
+    in_bands = None
 
     def preprocess(self, image: RasterImage) -> torch.Tensor:
         raise AssertionError("never reached")

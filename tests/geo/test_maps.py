@@ -20,9 +20,9 @@ import rasterio
 import torch
 from affine import Affine
 
+from rsvlm.data.bands import band_stats, identity_stats
 from rsvlm.data.raster import Window
 from rsvlm.data.sample import RasterImage
-from rsvlm.geo.bands import band_stats, identity_stats
 from rsvlm.geo.maps import MapSettings, SceneScores, model_input, scene_stats, score_scene, text_embeddings
 from rsvlm.geo.source import open_scene
 from rsvlm.models.protocols import ContrastiveModel
@@ -40,10 +40,11 @@ class BrightnessModel:
     name = "brightness"
     embed_dim = 2
     preprocess_id = "identity"
+    weights_id = ""
+    logit_scale = 100.0
 
     def __init__(self, in_bands: int | None = None) -> None:
-        if in_bands is not None:
-            self.in_bands = in_bands
+        self.in_bands = in_bands
         self.seen: list[RasterImage] = []
 
     def preprocess(self, image: RasterImage) -> torch.Tensor:

@@ -17,9 +17,9 @@ from affine import Affine
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window as RioWindow
 
+from rsvlm.data.bands import get_preset
 from rsvlm.data.raster import Window
 from rsvlm.errors import DataError, RsvlmError
-from rsvlm.geo.bands import get_preset
 from rsvlm.geo.source import Scene, check_band_count, open_scene
 
 S2_GRID = (1933, 1947, (10.0, 0.0, 435730.0, 0.0, -10.0, 4179460.0))

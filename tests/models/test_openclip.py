@@ -62,6 +62,7 @@ def test_quickgelu_families_are_built_with_quickgelu(name: str, tmp_path: Path) 
     spec = tiny_spec(get_spec(name))
     assert spec.quick_gelu
     model = load_contrastive(spec, write_checkpoint(source_model(spec), "state_dict", tmp_path))
+    assert isinstance(model, OpenClipModel)
     assert any(isinstance(m, QuickGELU) for m in model.model.modules())
     # the same weights with plain GELU embed differently: the flag is not cosmetic
     import dataclasses

@@ -12,7 +12,6 @@ JSON naming the model, its weights and preprocessing, and it refuses features fr
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from rsvlm.data.tiling import Window
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from rsvlm.data.dataset import Dataset
@@ -36,9 +37,6 @@ DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(10.0**k) for k in np.arange(-2.0
 hundred tiles are neither interpolated nor flattened to the mean."""
 _WEIGHTS = "regression.safetensors"
 _CONFIG = "regression.json"
-
-Window = tuple[int, int, int, int]
-"""(left, top, width, height) in pixels of the source image."""
 
 
 @dataclass
@@ -84,7 +82,7 @@ class RegressionHead:
             model_name=model.name,
             preprocess_id=model.preprocess_id,
             embed_dim=model.embed_dim,
-            weights_id=str(getattr(model, "weights_id", "")),
+            weights_id=model.weights_id,
             target=target,
             transform=transform,
             nonnegative=nonnegative,
@@ -171,7 +169,7 @@ class RegressionHead:
         """Refuse a model whose embeddings are not the ones the head was fitted on."""
         mine = (self.model_name, self.embed_dim, self.preprocess_id)
         theirs = (model.name, model.embed_dim, model.preprocess_id)
-        weights = str(getattr(model, "weights_id", ""))
+        weights = model.weights_id
         if mine != theirs or (self.weights_id and weights and weights != self.weights_id):
             raise RsvlmError(
                 f"{where} was fitted on {self.model_name} embeddings ({self.embed_dim}-d, {self.preprocess_id}, "
@@ -211,7 +209,7 @@ class RegressionHead:
             "cv": self.cv,
             "n_train": self.n_train,
         }
-        (folder / _CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(folder / _CONFIG, config)
         return folder
 
     @classmethod
@@ -298,10 +296,10 @@ def count_tiles(
     """Tiles of every box-annotated image (``tile`` px, ``stride`` px apart, default ``tile``: no overlap except
     the last row/column, which is flush with the edge) with their box-centre counts. ``regions`` keeps only those
     sample ids."""
-    from rsvlm.build.instructions import boxes_in_tile, tiles
     from rsvlm.data.raster import read_image
     from rsvlm.data.registry import open_dataset
     from rsvlm.data.sample import RasterImage
+    from rsvlm.data.tiling import boxes_in_tile, tiles
 
     if tile <= 0 or (stride is not None and stride <= 0):
         raise RsvlmError(f"tile ({tile}) and stride ({stride}) must be positive numbers of pixels")
@@ -347,27 +345,13 @@ def embed_rasters(
     use_cache: bool = False,
 ) -> npt.NDArray[np.float32]:
     """(N, D) embeddings of images already in memory (tiles cut from a larger image), optionally cached by pixel
-    content in the same feature cache as ``rsvlm.pipeline.embed_images``."""
-    import torch
+    content in the same feature cache as ``rsvlm.pipeline.embed_images`` (through the same loop)."""
+    from rsvlm.pipeline import embed_cached
 
-    from rsvlm.features.cache import FeatureCache
-    from rsvlm.pipeline import model_cache_key
+    return embed_cached(
+        model, images, _same, pixel_hash, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache
+    )
 
-    out = np.zeros((len(images), model.embed_dim), dtype=np.float32)
-    cache = FeatureCache(cache_dir, model_cache_key(model), model.embed_dim) if use_cache else None
-    keys = [pixel_hash(im) for im in images] if cache is not None else [""] * len(images)
-    todo = []
-    for i, key in enumerate(keys):
-        cached = cache.get(key) if cache is not None else None
-        if cached is None:
-            todo.append(i)
-        else:
-            out[i] = cached
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        vectors = model.encode_images(torch.stack([model.preprocess(images[i]) for i in batch])).cpu().numpy()
-        for i, vector in zip(batch, vectors, strict=True):
-            out[i] = vector
-            if cache is not None:
-                cache.put(keys[i], vector)
-    return out
+
+def _same(image: RasterImage) -> RasterImage:
+    return image

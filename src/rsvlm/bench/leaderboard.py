@@ -17,23 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rsvlm.bench.kinds import KINDS
+from rsvlm.bench.spec import Anchor
 from rsvlm.errors import DataError
+from rsvlm.fileio import atomic_write, atomic_write_json
 
-MAIN_METRICS: dict[str, tuple[str, ...]] = {
-    "zeroshot": ("top1",),
-    "linear-probe": ("top1",),
-    "golden-zeroshot": ("top1",),
-    "chat-classify": ("accuracy",),
-    "retrieval": ("mR", "i2t_r1", "t2i_r1"),
-    "caption": ("CIDEr", "BLEU-4"),
-    "vqa": ("overall", "average"),
-    "counting": ("mae", "exact"),
-    "grounding": ("acc@0.5", "mean_iou"),
-}
-"""The leaderboard's metrics per task kind, in order; a kind (or result) with none of them shows all its metrics."""
-
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "mae_unparseable_as_0"})
-"""Errors rather than scores: the best cell of their row is the smallest."""
+LOWER_IS_BETTER = frozenset(m for kind in KINDS.values() for m in kind.lower_is_better)
+"""Errors rather than scores (each kind declares its own): the best cell of their row is the smallest."""
 
 MARKS: dict[str, str] = {"seen": "†", "not declared": "?"}
 """Seen-in-training statuses that mark a cell; ``clean`` and ``test-split-excluded`` carry no mark."""
@@ -45,16 +35,6 @@ LEGEND: dict[str, str] = {
     "copy-free": "the same metric on the evaluation images with no near-duplicate among the model's training images",
     "—": "no value — the model did not run this task, or the metric was undefined",
 }
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """A published number for a task, and how our protocol differs from the paper's."""
-
-    metric: str
-    value: float | None
-    source: str
-    protocol_difference: str
 
 
 @dataclass(frozen=True)
@@ -155,6 +135,7 @@ def _row(path: Path) -> ResultRow:
         Anchor(
             metric=str(a.get("metric", "")),
             value=_number(a.get("value")),
+            model=str(a.get("model", "")),
             source=str(a.get("source", "")),
             protocol_difference=str(a.get("protocol_difference", "")),
         )
@@ -213,7 +194,8 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 def main_metrics(kind: str, available: Sequence[str]) -> list[str]:
     """The leaderboard metrics of a task: its kind's main ones that were measured, else all of them."""
-    chosen = [m for m in MAIN_METRICS.get(kind, ()) if m in available]
+    main = KINDS[kind].main_metrics if kind in KINDS else ()
+    chosen = [m for m in main if m in available]
     return chosen or sorted(available)
 
 
@@ -395,19 +377,19 @@ def to_json(board: Leaderboard) -> dict[str, Any]:
 
 def write_markdown(board: Leaderboard, run_dir: str | Path, title: str = "Leaderboard") -> Path:
     path = Path(run_dir) / "leaderboard.md"
-    path.write_text(to_markdown(board, title), encoding="utf-8")
+    atomic_write(path, to_markdown(board, title))
     return path
 
 
 def write_csv(board: Leaderboard, run_dir: str | Path) -> Path:
     path = Path(run_dir) / "leaderboard.csv"
-    path.write_text(to_csv(board), encoding="utf-8")
+    atomic_write(path, to_csv(board))
     return path
 
 
 def write_json(board: Leaderboard, run_dir: str | Path) -> Path:
     path = Path(run_dir) / "leaderboard.json"
-    path.write_text(json.dumps(to_json(board), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_json(path, to_json(board), ensure_ascii=False)
     return path
 
 

@@ -2,25 +2,19 @@
 
 It opens from disk, offline, years later: what was run (suite, models, environment, data digests), the
 leaderboard with its leakage marks, our numbers beside the published anchors, and per task the plots of its
-kind. A malformed detail block costs its plot a one-line note, never the report. ``screenshot`` renders a page
-in headless Chromium and returns the console messages, for the test and for ``rsvlm bench``.
+kind (each kind module draws its own section). A malformed detail block costs its plot a one-line note, never the
+report.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rsvlm.bench import plots
+from rsvlm.bench.kinds import KINDS
 from rsvlm.bench.leaderboard import (
     LEGEND,
     MARKS,
@@ -32,11 +26,8 @@ from rsvlm.bench.leaderboard import (
     leaderboard,
     read_run,
 )
-from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write
 from rsvlm.htmlkit import esc, table
-
-MAX_EXAMPLES = 6
-"""Examples shown per model and task: enough to see what the model does, few enough to keep the file small."""
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;
@@ -57,11 +48,6 @@ figure.rank{width:170px} .pair{display:flex;gap:1rem;margin:.8rem 0;align-items:
 
 
 # -- small HTML helpers (the shared ones are in rsvlm.htmlkit) ---------------------------------------------------
-def _chart(kind: str, svg: str, caption: str = "") -> str:
-    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure class="chart" data-plot="{esc(kind)}">{svg}{cap}</figure>'
-
-
 def _anchor_id(text: str, taken: set[str]) -> str:
     base = "task-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x")
     name, n = base, 2
@@ -165,155 +151,7 @@ def _anchors_html(board: Leaderboard) -> str:
     )
 
 
-# -- per-task sections --------------------------------------------------------------------------------------------
-def _details(results: Sequence[ResultRow], key: str) -> dict[str, Any]:
-    return {r.model: r.details[key] for r in results if r.details.get(key) is not None}
-
-
-def _classification(results: Sequence[ResultRow], base: Path) -> str:
-    parts = []
-    per_class = {
-        m: {str(k): plots.number(v) for k, v in pc.items()}
-        for m, pc in _details(results, "per_class").items()
-        if isinstance(pc, Mapping)
-    }
-    if per_class:
-        parts.append(_chart("per-class", plots.per_class_svg(per_class), "Accuracy per class (recall, percent)."))
-    for r in results:
-        matrix = r.details.get("confusion")
-        if not isinstance(matrix, list) or not matrix:
-            continue
-        names = r.details.get("class_names") or list(r.details.get("per_class") or {}) or list(range(len(matrix)))
-        svg = plots.confusion_svg([str(n) for n in names], matrix, f"{r.model}: confusion (row-normalised)")
-        parts.append(
-            _chart("confusion", svg, "Rows: true class, columns: predicted class; hover a cell for its count.")
-        )
-    return "".join(parts)
-
-
-def _retrieval(results: Sequence[ResultRow], base: Path) -> str:
-    parts = []
-    for r in results:
-        examples = [e for e in r.details.get("examples") or [] if isinstance(e, Mapping)][:MAX_EXAMPLES]
-        if examples:
-            parts.append(f"<h3>{esc(r.model)}: text → image, top 5</h3>")
-            parts += [
-                plots.retrieval_html(
-                    str(e.get("query", "")), list(e.get("top") or []), list(e.get("correct") or []), base
-                )
-                for e in examples
-            ]
-    return "".join(parts)
-
-
-def _caption(results: Sequence[ResultRow], base: Path) -> str:
-    parts = []
-    for r in results:
-        examples = [e for e in r.details.get("examples") or [] if isinstance(e, Mapping)][:MAX_EXAMPLES]
-        if examples:
-            parts.append(f"<h3>{esc(r.model)}: captions beside the references</h3>")
-            parts += [
-                plots.caption_html(
-                    str(e.get("image", "")),
-                    str(e.get("prediction", "")),
-                    [str(x) for x in e.get("references") or []],
-                    base,
-                )
-                for e in examples
-            ]
-    return "".join(parts)
-
-
-def _vqa(results: Sequence[ResultRow], base: Path) -> str:
-    parts = []
-    per_type = {
-        m: {str(k): plots.number(v) for k, v in pt.items()}
-        for m, pt in _details(results, "per_type").items()
-        if isinstance(pt, Mapping)
-    }
-    if per_type:
-        types = list(dict.fromkeys(t for s in per_type.values() for t in s))
-        svg = plots.bar_chart(types, per_type, "accuracy per question type", 100.0, "%")
-        parts.append(_chart("vqa-types", svg, "Accuracy per question type, one bar per model."))
-    for r in results:
-        examples = [e for e in r.details.get("examples") or [] if isinstance(e, Mapping)][:MAX_EXAMPLES]
-        if not examples:
-            continue
-        rows = [
-            [
-                plots.image_html(str(e.get("image", "")), base),
-                esc(e.get("question", "")),
-                esc(e.get("answer", "")),
-                esc(e.get("prediction", "")),
-                '<span class="ok">✓</span>' if e.get("correct") else '<span class="bad">✗</span>',
-            ]
-            for e in examples
-        ]
-        parts.append(f"<h3>{esc(r.model)}: examples</h3>")
-        parts.append(table(["image", "question", "answer", "prediction", ""], rows, raw=True))
-    return "".join(parts)
-
-
-def _counting(results: Sequence[ResultRow], base: Path) -> str:
-    pairs = {m: p for m, p in _details(results, "pairs").items() if isinstance(p, list)}
-    if not pairs:
-        return ""
-    clean = {m: [[plots.number(v) for v in row] for row in p if isinstance(row, list)] for m, p in pairs.items()}
-    return _chart("counting", plots.scatter_svg(clean), "Each dot is one image; on the dashed line the count is exact.")
-
-
-def _grounding(results: Sequence[ResultRow], base: Path) -> str:
-    parts = []
-    for r in results:
-        examples = [e for e in r.details.get("examples") or [] if isinstance(e, Mapping)][:MAX_EXAMPLES]
-        if not examples:
-            continue
-        figures = []
-        for e in examples:
-            iou = plots.number(e.get("iou"))
-            svg = plots.grounding_svg(str(e.get("image", "")), e.get("truth"), e.get("prediction"), base)
-            note = (
-                "no box in the answer" if e.get("prediction") is None else f"IoU {iou:.2f}" if iou is not None else ""
-            )
-            caption = (
-                f'“{esc(e.get("expression", ""))}” — <span class="ok">truth</span>, '
-                f'<span class="bad">prediction</span>; {esc(note)}'
-            )
-            figures.append(
-                f'<figure class="chart" data-plot="grounding">{svg}<figcaption>{caption}</figcaption></figure>'
-            )
-        parts.append(f'<h3>{esc(r.model)}: boxes</h3><div class="grid">{"".join(figures)}</div>')
-    return "".join(parts)
-
-
-def _golden(results: Sequence[ResultRow], base: Path) -> str:
-    series = {
-        r.model: {
-            "published": plots.number(r.details.get("published")),
-            "reproduced": plots.number(r.details.get("reproduced")),
-        }
-        for r in results
-        if "published" in r.details or "reproduced" in r.details
-    }
-    if not series:
-        return ""
-    svg = plots.bar_chart(["published", "reproduced"], series, "published vs reproduced (top-1, percent)", 100.0, "%")
-    return _chart("golden", svg, "The paper's number and ours from the same published embeddings.")
-
-
-_SECTIONS: dict[str, Callable[[Sequence[ResultRow], Path], str]] = {
-    "zeroshot": _classification,
-    "linear-probe": _classification,
-    "chat-classify": _classification,
-    "retrieval": _retrieval,
-    "caption": _caption,
-    "vqa": _vqa,
-    "counting": _counting,
-    "grounding": _grounding,
-    "golden-zeroshot": _golden,
-}
-
-
+# -- per-task sections ----------------------------------------------------------------------------------------------
 def _summary(results: Sequence[ResultRow]) -> str:
     rows = []
     for r in results:
@@ -343,7 +181,7 @@ def _task_section(task: str, results: Sequence[ResultRow], base: Path, anchor: s
     kind = results[0].kind
     body = [f'<section id="{esc(anchor)}"><h2>{esc(task)} <span class="muted">({esc(kind)})</span></h2>']
     body.append(_summary(results))
-    draw = _SECTIONS.get(kind)
+    draw = KINDS[kind].section if kind in KINDS else None
     if draw is not None:
         try:
             body.append(draw(results, base))
@@ -386,96 +224,8 @@ def render_report(run_dir: str | Path) -> str:
 def write_report(run_dir: str | Path, path: str | Path | None = None) -> Path:
     """Write ``report.html`` into the run folder (or to ``path``) and return where it went."""
     target = Path(path) if path is not None else Path(run_dir) / "report.html"
-    page = render_report(run_dir)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
+    atomic_write(target, render_report(run_dir))
     return target
-
-
-# -- headless Chromium ------------------------------------------------------------------------------------------------
-_CONSOLE = re.compile(
-    r'^\[[^\]\n]*:CONSOLE[^\]\n]*\] "(?P<message>.*?)", source: (?P<source>[^\n]*?) \((?P<line>\d+)\)$', re.M | re.S
-)
-"""A page console message as Chromium 150 logs it with ``--enable-logging=stderr``, e.g.
-``[29899:29899:1128/003133.621562:INFO:CONSOLE:1] "Uncaught ReferenceError: f is not defined", source: PAGE (1)``
-(older builds write ``INFO:CONSOLE(1)``). Messages may span lines; the source and line number end the record."""
-
-
-def console_messages(stderr: str) -> list[str]:
-    """The page console messages in Chromium's stderr, as ``message (source:line)``.
-
-    Chromium logs every console level of web content (log, warn, error, uncaught exceptions) alike at INFO, so the
-    level cannot be told apart; a report has no script, so every message it causes counts as an error.
-    """
-    return [f"{m['message']} ({m['source']}:{m['line']})" for m in _CONSOLE.finditer(stderr)]
-
-
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def screenshot(
-    html: str | Path, png: str | Path, width: int = 1280, height: int = 2000, timeout: float = 60.0
-) -> list[str]:
-    """Render ``html`` in headless Chromium, save a ``width`` x ``height`` PNG, return the page's console messages.
-
-    Runs in a throw-away profile (parallel runs do not share a lock) and its own process group, which is killed
-    whole on timeout so no renderer outlives the call. Raises ``RsvlmError`` without Chromium or without a PNG.
-    """
-    exe = chromium_path()
-    if exe is None:
-        raise RsvlmError("no Chromium to render the report with: install it (Debian: apt-get install chromium)")
-    page, shot = Path(html).resolve(), Path(png).resolve()
-    if not page.is_file():
-        raise RsvlmError(f"{page}: no such page to screenshot")
-    shot.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rsvlm-chromium-", ignore_cleanup_errors=True) as profile:
-        command = [
-            exe,
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            f"--screenshot={shot}",
-            f"--window-size={width},{height}",
-            "--enable-logging=stderr",
-            "--v=0",
-            page.as_uri(),
-        ]
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            proc.communicate()
-            raise RsvlmError(f"Chromium did not render {page.name} within {timeout:g} s") from None
-        finally:
-            _kill_group(proc.pid)  # helpers (zygote, GPU process) of this run only
-    if proc.returncode != 0 or not shot.is_file():
-        tail = "\n".join(stderr.strip().splitlines()[-5:])
-        raise RsvlmError(f"Chromium could not screenshot {page.name} (exit {proc.returncode}): {tail}")
-    return console_messages(stderr)
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def finish_run(run_dir: str | Path) -> list[Path]:

@@ -2,7 +2,7 @@
 which published numbers.
 
 A suite (``bench/suites/<name>.yaml``, or any YAML file of the same schema) lists tasks. Each task names
-its kind (the evaluator that runs it, see ``KINDS``), its data (a dataset path under the data root and the
+its kind (one module of ``rsvlm.bench.kinds``, see ``KINDS``), its data (a dataset path under the data root and the
 manifest that pins its files by hash), the metrics it reports (the evaluator's own key names), options
 (validated per kind; defaults filled in so a run records every setting) and anchors: published numbers
 with their source and how the published protocol differs from ours. Loading is strict: an unknown key,
@@ -14,108 +14,21 @@ incomparable. Changing what a shipped suite measures means raising its ``version
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from types import MappingProxyType
 from typing import Any
 
+from rsvlm.bench.kind import Kind
+from rsvlm.bench.kind import metric_value as metric_value  # the suite metric names, read from a report
+from rsvlm.bench.kinds import KINDS as KINDS  # every kind by name
+from rsvlm.configfile import check_keys, read_config_file
 from rsvlm.errors import RsvlmError
-from rsvlm.train.config import check_keys, read_config_file
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites"
 """Where the shipped suites live (package data)."""
 
 FAMILIES = ("contrastive", "chat", "embeddings")
 """Which models a task runs for: contrastive models, chat models, or none (published embeddings)."""
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    """What a task kind is: the model family it needs, the metrics its evaluator reports, its options."""
-
-    family: str
-    metrics: tuple[str, ...]
-    options: Mapping[str, tuple[str, Any]]
-    """Option → (type, default). Types: ``str``, ``int`` (positive), ``int|None``, ``float``, ``bool``,
-    ``list[int]``, ``list[str]``."""
-    description: str
-
-
-def _chat_options(protocol: str, max_new_tokens: int, **more: tuple[str, Any]) -> Mapping[str, tuple[str, Any]]:
-    return MappingProxyType({"protocol": ("str", protocol), "max_new_tokens": ("int", max_new_tokens), **more})
-
-
-_BOX_OPTIONS: dict[str, tuple[str, Any]] = {
-    "object_name": ("str", "trees"),
-    "tile": ("int", 200),
-    "regions": ("list[str]", ()),
-}
-
-# Metric names are the keys the evaluators return (rsvlm.tasks.metrics, rsvlm.tasks.chat.*). VQA's per-type
-# entries are named by question type (its accuracy) and ``<type>_mae``; see ``metric_value``.
-KINDS: Mapping[str, KindSpec] = MappingProxyType(
-    {
-        "zeroshot": KindSpec(
-            "contrastive",
-            ("top1", "top5", "mean_per_class"),
-            MappingProxyType(
-                {"templates": ("str", "rs-default"), "transductive": ("bool", False), "copy_free": ("bool", False)}
-            ),
-            "zero-shot scene classification (zeroshot/1): class prompts averaged over a template set",
-        ),
-        "linear-probe": KindSpec(
-            "contrastive",
-            ("top1", "top1_std", "top5", "mean_per_class"),
-            MappingProxyType(
-                {"shots": ("int|None", None), "seeds": ("list[int]", (1, 2, 3)), "test_fraction": ("float", 0.5)}
-            ),
-            "logistic regression on frozen image features; k shots per class with one draw per seed",
-        ),
-        "retrieval": KindSpec(
-            "contrastive",
-            ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mR"),
-            MappingProxyType({"copy_free": ("bool", False)}),
-            "image-text retrieval (retrieval/1): recall@1/5/10 both ways and their mean mR",
-        ),
-        "golden-zeroshot": KindSpec(
-            "embeddings",
-            ("top1", "top5", "mean_per_class"),
-            MappingProxyType({"template": ("str", "averageprompt"), "transductive": ("bool", False)}),
-            "zero-shot from released embeddings (RS-TransCLIP layout): reproduces a published number, no model",
-        ),
-        "caption": KindSpec(
-            "chat",
-            ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE"),
-            _chat_options("caption-coco/1", 40),
-            "one caption per image, pycocoevalcap scores x100",
-        ),
-        "vqa": KindSpec(
-            "chat",
-            ("overall", "average", "presence", "comp", "rural_urban", "count", "area", "count_mae"),
-            _chat_options("vqa-rsvqa/1", 8),
-            "RSVQA questions: accuracy per question type, overall and average of types",
-        ),
-        "counting": KindSpec(
-            "chat",
-            ("exact", "binned", "mae", "rmse", "mae_unparseable_as_0", "unparseable"),
-            _chat_options("counting/1", 8, **_BOX_OPTIONS),
-            "object counts from free text against box counts, on tiles of held-out regions",
-        ),
-        "grounding": KindSpec(
-            "chat",
-            ("acc@0.5", "acc@0.25", "mean_iou", "unparseable"),
-            _chat_options("grounding/1", 32, **_BOX_OPTIONS),
-            "one box per referring expression, IoU in pixels, on tiles of held-out regions",
-        ),
-        "chat-classify": KindSpec(
-            "chat",
-            ("accuracy", "mean_per_class", "none"),
-            _chat_options("chat-classify/1", 16),
-            "scene classification by a chat model choosing among the dataset's classes",
-        ),
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -137,7 +50,8 @@ class Anchor:
     """A published number a metric is compared with, and why the comparison is not exact."""
 
     metric: str
-    value: float
+    value: float | None
+    """The published number (a suite always gives one; None only when a result file read back lacks it)."""
     model: str
     source: str
     """Citation of the number (paper, and where this repo quotes it)."""
@@ -181,22 +95,6 @@ class Suite:
     def manifests(self) -> list[str]:
         """Manifest names the tasks use, each once, in task order."""
         return list(dict.fromkeys(t.data.manifest for t in self.tasks if t.data.manifest))
-
-
-def metric_value(metrics: Mapping[str, Any], name: str) -> float | None:
-    """A suite metric read from an evaluator's report: a top-level number, else a VQA question type's
-    accuracy (``presence`` → ``per_type.presence.accuracy``) or MAE (``count_mae``); None when absent."""
-    value = metrics.get(name)
-    if value is None:
-        per_type = metrics.get("per_type")
-        if isinstance(per_type, Mapping):
-            if isinstance(per_type.get(name), Mapping):
-                value = per_type[name].get("accuracy")
-            elif name.endswith("_mae") and isinstance(per_type.get(name[:-4]), Mapping):
-                value = per_type[name[:-4]].get("mae")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def list_suites() -> list[str]:
@@ -310,7 +208,7 @@ def _rel_path(value: Any, where: str, what: str) -> str:
     return text
 
 
-def _data(value: Any, spec: KindSpec, where: str, base: Path | None) -> DataSpec:
+def _data(value: Any, spec: Kind, where: str, base: Path | None) -> DataSpec:
     data = check_keys(DataSpec, value, where)
     _required(data, ("path",), where)
     fmt = _opt_str(data.get("format"), where, "format")

@@ -15,7 +15,6 @@ question, and written in forms the evaluation commands read directly:
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Callable
@@ -23,9 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rsvlm.configfile import check_keys, read_config_file
 from rsvlm.data.sample import Boxes, Sample
+from rsvlm.data.tiling import boxes_in_tile, tiles
 from rsvlm.errors import RsvlmError
-from rsvlm.train.config import CaptionSource, check_keys, read_config_file
+from rsvlm.fileio import atomic_write_json
+from rsvlm.train.config import CaptionSource
 
 TaskName = str
 
@@ -199,31 +201,6 @@ def _classify(ctx: _Context, src: InstructionSource, name: str) -> Built:
     return Built(convs, {"train": sorted({Path(c["image"]).name for c in convs})})
 
 
-def tiles(height: int, width: int, size: int, stride: int) -> list[tuple[int, int, int, int]]:
-    """(left, top, width, height) windows covering the image; the last row/column is flush with the edge."""
-
-    def starts(n: int) -> list[int]:
-        if n <= size:
-            return [0]
-        s = list(range(0, n - size + 1, stride))
-        return s if s[-1] == n - size else [*s, n - size]
-
-    return [(x, y, min(size, width), min(size, height)) for y in starts(height) for x in starts(width)]
-
-
-def boxes_in_tile(boxes: Boxes, window: tuple[int, int, int, int]) -> Boxes:
-    """Boxes whose centre lies in the window, shifted to tile coordinates and clipped to it."""
-    import numpy as np
-
-    x, y, w, h = window
-    centre = (boxes.xyxy[:, :2] + boxes.xyxy[:, 2:]) / 2
-    keep = (centre[:, 0] >= x) & (centre[:, 0] < x + w) & (centre[:, 1] >= y) & (centre[:, 1] < y + h)
-    shifted = boxes.xyxy[keep] - np.array([x, y, x, y], dtype=np.float64)
-    clipped = np.clip(shifted, 0, [w, h, w, h])
-    labels = tuple(lab for lab, k in zip(boxes.labels, keep, strict=True) if k)
-    return Boxes(clipped, labels, None if boxes.angles is None else boxes.angles[keep])
-
-
 def referring_expressions(boxes: Boxes, object_name: str, margin: float = 1.25) -> list[tuple[str, int]]:
     """Expressions that pick out exactly one box by a clear margin: the largest one, and the northernmost /
     westernmost one (imagery north-up). Each is kept only when the runner-up is clearly behind."""
@@ -357,7 +334,7 @@ def build_instructions(config: InstructionConfig, out: str | Path) -> dict[str, 
             (out / "heldout" / f"{name}.txt").write_text("\n".join(built.split["test"]) + "\n", encoding="utf-8")
         sources.append({**asdict(src), "name": name, "conversations": len(built.conversations), "split": built.split})
     random.Random(config.seed).shuffle(conversations)
-    (out / "train.json").write_text(json.dumps(conversations, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    atomic_write_json(out / "train.json", conversations, ensure_ascii=False, indent=1)
     per_task: dict[str, int] = {}
     for c in conversations:
         per_task[c["task"]] = per_task.get(c["task"], 0) + 1
@@ -368,5 +345,5 @@ def build_instructions(config: InstructionConfig, out: str | Path) -> dict[str, 
         "excluded_images_dropped": ctx.dropped,
         "sources": sources,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    atomic_write_json(out / "manifest.json", manifest, default=str)
     return manifest

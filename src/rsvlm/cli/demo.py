@@ -61,8 +61,8 @@ def demo(
     ] = None,
 ) -> None:
     """Analyse whole scenes offline: land-cover map, text heatmaps, tile captions, tree counts → report.html."""
+    from rsvlm.apps.demo import DEFAULT_QUERIES, DemoOptions, run_demo
     from rsvlm.geo.analyse import LANDCOVER_CLASSES, class_list
-    from rsvlm.geo.demo import DEFAULT_QUERIES, DemoOptions, run_demo
 
     names = class_list(classes) if classes else list(LANDCOVER_CLASSES)
     default_neon = Path("../shared/data/neon_trees")

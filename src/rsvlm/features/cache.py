@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from rsvlm.digests import file_digest
 from rsvlm.errors import DataError, RsvlmError, RsvlmWarning
 from rsvlm.fileio import atomic_write, os_problem
 
@@ -41,13 +42,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("RSVLM_CACHE_DIR", Path.home() / ".cache" / "rsvlm")) / "features"
 
 
+def _blake2b_160() -> hashlib.blake2b:
+    return hashlib.blake2b(digest_size=20)
+
+
 def file_hash(path: Path) -> str:
     """Content hash of an image file (renaming or moving a file keeps its cache entries)."""
-    h = hashlib.blake2b(digest_size=20)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, algorithm=_blake2b_160)
 
 
 class FeatureCache:

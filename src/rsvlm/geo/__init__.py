@@ -1,1 +1,4 @@
-"""Whole scenes: tiling, band presets, maps from text, boxes and counts in map coordinates."""
+"""Whole scenes: tiling, maps from text, boxes, GeoJSON and counts in map coordinates.
+
+Band presets are data every layer reads: ``rsvlm.data.bands``.
+"""

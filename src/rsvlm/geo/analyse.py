@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rsvlm.data.bands import BandStats, data_mask, rgb_composite
 from rsvlm.data.raster import Window
 from rsvlm.data.sample import RasterImage
 from rsvlm.errors import DataError, RsvlmError
 from rsvlm.fileio import atomic_write_json, unique_slugs
-from rsvlm.geo.bands import BandStats, data_mask, rgb_composite
 from rsvlm.geo.domain import domain_notes
-from rsvlm.geo.maps import DEFAULT_LOGIT_SCALE, MapSettings, SceneScores, scene_stats, score_scene, text_embeddings
+from rsvlm.geo.maps import MapSettings, SceneScores, scene_stats, score_scene, text_embeddings
 from rsvlm.geo.outputs import (
     CLASS_NODATA,
     classes_rgb,
@@ -199,7 +199,7 @@ def analyse_scene(
     else:
         check_has_data(scene, overview)
     model_name = str(getattr(model, "name", "the model"))
-    notes = [*scene.notes, *domain_notes(scene, overview, model_name, getattr(model, "in_bands", None))]
+    notes = [*scene.notes, *domain_notes(scene, overview, model_name, model.in_bands)]
     embeddings = text_embeddings(model, texts, templates)
     stats = scene_stats(scene, overview=overview)
     scores = score_scene(scene, model, embeddings, texts, settings, stats=stats, scheduler=scheduler, progress=progress)
@@ -214,7 +214,7 @@ def analyse_scene(
     land = SceneScores(
         list(classes), scores.similarity[:k], scores.transform, scores.crs, scores.tiles_scored, scores.tiles_skipped
     )
-    logit_scale = float(getattr(model, "logit_scale", DEFAULT_LOGIT_SCALE))
+    logit_scale = float(model.logit_scale)
     probs = land.probabilities(logit_scale)
     class_map = land.class_map()
     out.mkdir(parents=True, exist_ok=True)

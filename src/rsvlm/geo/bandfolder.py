@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rsvlm.data.bands import BandPreset, band_from_filename
 from rsvlm.errors import DataError
-from rsvlm.geo.bands import BandPreset, band_from_filename
 
 RES_TOLERANCE = 0.05
 """Relative difference under which two pixel sizes count as the same (JPEG2000 grids round to whole pixels)."""

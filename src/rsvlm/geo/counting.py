@@ -20,7 +20,7 @@ from rsvlm.geo.tiling import DEFAULT_MAX_TILES, Tile, plan_tiles
 
 if TYPE_CHECKING:
     from rsvlm.adapt.regression import RegressionHead
-    from rsvlm.geo.bands import BandStats
+    from rsvlm.data.bands import BandStats
     from rsvlm.geo.source import Scene
     from rsvlm.models.protocols import ContrastiveModel
 

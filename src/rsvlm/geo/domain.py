@@ -11,8 +11,8 @@ import re
 
 import numpy as np
 
+from rsvlm.data.bands import data_mask
 from rsvlm.data.sample import RasterImage
-from rsvlm.geo.bands import data_mask
 from rsvlm.geo.source import Scene
 
 _SAR = re.compile(r"(^|[^a-z])(vv|vh|hh|hv|sigma0|gamma0|beta0|backscatter)([^a-z]|$)", re.IGNORECASE)

@@ -19,15 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rsvlm.data.bands import BandStats, band_stats, identity_stats, rgb_composite
 from rsvlm.data.sample import Affine6, RasterImage
-from rsvlm.geo.bands import BandStats, band_stats, identity_stats, rgb_composite
 from rsvlm.geo.executor import map_ordered
 from rsvlm.geo.source import Scene
 from rsvlm.geo.tiling import DEFAULT_MAX_TILES, Tile, plan_tiles
 from rsvlm.models.protocols import ContrastiveModel
-
-DEFAULT_LOGIT_SCALE = 100.0
-"""CLIP's inverse temperature, used when a model does not expose its own."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def scene_stats(scene: Scene, max_side: int = 1024, overview: RasterImage | None
 
 def model_input(model: ContrastiveModel, image: RasterImage, rgb: tuple[int, int, int], stats: BandStats) -> Any:
     """What the model's ``preprocess`` takes: N bands for a spectral-adapter model, else the RGB composite."""
-    if getattr(model, "in_bands", None) == image.band_count:
+    if model.in_bands == image.band_count:
         return model.preprocess(image)
     return model.preprocess(rgb_composite(image, rgb, stats))
 

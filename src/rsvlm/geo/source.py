@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from rsvlm.data.bands import PRESETS, BandPreset, data_mask, get_preset
 from rsvlm.data.raster import RASTERIO_SUFFIXES, Window, window_geo
 from rsvlm.data.sample import Affine6, GeoInfo, RasterImage
 from rsvlm.errors import DataError, RsvlmError
 from rsvlm.geo.bandfolder import choose_preset, folder_notes
-from rsvlm.geo.bands import PRESETS, BandPreset, data_mask, get_preset
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -238,7 +238,7 @@ def _geo(crs: str | None, transform: Affine6, window: Window) -> GeoInfo:
 def open_scene(path: str | Path, preset: str | None = None) -> Scene:
     """Open a raster file, or a folder holding one file per band, as a ``Scene``.
 
-    ``preset`` names the sensor (``sentinel2-l1c``, ``landsat7`` …, see ``rsvlm.geo.bands.PRESETS``); without
+    ``preset`` names the sensor (``sentinel2-l1c``, ``landsat7`` …, see ``rsvlm.data.bands.PRESETS``); without
     it rsvlm guesses from the band count or the band file names and falls back to the first three bands
     as red, green, blue.
     """

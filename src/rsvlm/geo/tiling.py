@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rsvlm.data.raster import Window
 from rsvlm.data.sample import Affine6
+from rsvlm.data.tiling import tile_starts
 from rsvlm.errors import DataError, RsvlmError
 
 DEFAULT_MAX_TILES = 200_000
@@ -57,11 +58,11 @@ class TileGrid:
 
     @property
     def rows(self) -> int:
-        return max(1, math.ceil((self.height - self.size) / self.stride) + 1)
+        return len(tile_starts(self.height, self.size, self.stride, flush=False))
 
     @property
     def cols(self) -> int:
-        return max(1, math.ceil((self.width - self.size) / self.stride) + 1)
+        return len(tile_starts(self.width, self.size, self.stride, flush=False))
 
     def __len__(self) -> int:
         return self.rows * self.cols

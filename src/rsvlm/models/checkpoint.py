@@ -51,10 +51,8 @@ def read_saved_config(folder: Path, config_name: str, weights_name: str, fmt: st
     return record
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint in any layout the registry families use, with ``module.`` stripped."""
-    import torch
-
+def weights_file(path: str | Path) -> Path:
+    """The one file a ``--weights`` path names: itself, or the first weights file of a folder."""
     path = Path(path)
     if path.is_dir():
         candidates = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.pt")) + sorted(path.glob("*.bin"))
@@ -63,6 +61,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         path = candidates[0]
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found (pass --weights PATH to the downloaded file)")
+    return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint in any layout the registry families use, with ``module.`` stripped."""
+    import torch
+
+    path = weights_file(path)
     raw: Any
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file

@@ -11,7 +11,6 @@ once and cache it (what makes training on two CPU cores practical).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from rsvlm.data.sample import RasterImage
@@ -219,6 +219,8 @@ class LiteModel:
     name: str
     net: LiteCLIP
     weights_id: str
+    in_bands: int | None = None
+    """RGB only (``preprocess`` reduces any band count to RGB); the spectral wrapper sets its own."""
 
     @property
     def embed_dim(self) -> int:
@@ -266,7 +268,7 @@ def save_lite(net: LiteCLIP, folder: str | Path, extra: dict[str, Any] | None = 
         for k, v in net.trainable_state_dict().items()
     }
     save_file(state, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"model": asdict(net.config), **(extra or {})}, indent=2) + "\n")
+    atomic_write_json(folder / "config.json", {"model": asdict(net.config), **(extra or {})})
     return folder
 
 
@@ -282,11 +284,10 @@ def packaged_weights(name: str) -> Path:
 
 def load_lite(folder: str | Path, name: str = "rsvlm-lite") -> LiteModel:
     """Rebuild the towers from the packages and apply the trained tensors in ``folder``."""
-    import hashlib
-
     import torch
     from safetensors.torch import load_file
 
+    from rsvlm.digests import file_digest
     from rsvlm.models.checkpoint import check_finite
 
     folder = Path(folder)
@@ -321,5 +322,4 @@ def load_lite(folder: str | Path, name: str = "rsvlm-lite") -> LiteModel:
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
     net.eval()
     net.image_net.to(memory_format=torch.channels_last)
-    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()[:16]
-    return LiteModel(name, net, digest)
+    return LiteModel(name, net, file_digest(weights_path, 16))

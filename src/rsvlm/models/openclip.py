@@ -3,7 +3,6 @@ safely in whatever layout the family ships, strict-load, wrap in the ``Contrasti
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -12,13 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rsvlm.models.checkpoint import WeightsError, load_into, read_state_dict
+from rsvlm.digests import file_digest
+from rsvlm.models.checkpoint import WeightsError, load_into, read_state_dict, weights_file
 from rsvlm.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
 
     from rsvlm.data.sample import RasterImage
+    from rsvlm.models.protocols import ContrastiveModel
 
 
 def weights_dir() -> Path:
@@ -64,6 +65,8 @@ class OpenClipModel:
     embed_dim: int
     preprocess_id: str
     weights_id: str
+    in_bands: int | None = None
+    """Takes RGB (any band count is reduced to RGB by ``preprocess``): no multispectral input of its own."""
 
     @property
     def logit_scale(self) -> float:
@@ -170,10 +173,7 @@ def load_openclip(spec: ModelSpec, weights: str | Path) -> OpenClipModel:
     context = int(model.context_length)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=context)  # BPE vocab ships with open_clip
     preprocess_id = f"resize-shortest{size}-bicubic-centercrop-mean{spec.mean}-std{spec.std}"
-    stat = path.resolve().stat() if path.is_file() else None
-    weights_id = hashlib.sha256(
-        f"{path.resolve()}|{stat.st_size if stat else ''}|{stat.st_mtime_ns if stat else ''}".encode()
-    ).hexdigest()[:16]
+    weights_id = file_digest(weights_file(path), 16)  # content, as for every model: a copied file is the same weights
     embed_dim = (
         int(model.text_projection.shape[1])
         if isinstance(model.text_projection, torch.Tensor)
@@ -184,7 +184,7 @@ def load_openclip(spec: ModelSpec, weights: str | Path) -> OpenClipModel:
 
 def load_contrastive(
     name_or_spec: str | ModelSpec | None = None, weights: str | Path | None = None, *, download: bool = False
-) -> Any:
+) -> ContrastiveModel:
     """Load a registry model (the default one when no name is given) through its family's loader."""
     from rsvlm.models.registry import default_spec, get_spec
 

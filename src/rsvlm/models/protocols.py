@@ -15,10 +15,32 @@ if TYPE_CHECKING:
 class ContrastiveModel(Protocol):
     """Embeds images and texts into one space (CLIP-style). Outputs are L2-normalised float32."""
 
-    name: str
-    embed_dim: int
-    preprocess_id: str
-    """Identifies the preprocessing exactly (size, resize mode, mean/std), e.g. for feature-cache keys."""
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def embed_dim(self) -> int: ...
+
+    @property
+    def preprocess_id(self) -> str:
+        """Identifies the preprocessing exactly (size, resize mode, mean/std), e.g. for feature-cache keys."""
+        ...
+
+    @property
+    def weights_id(self) -> str:
+        """Digest of the weights' content (``rsvlm.digests``): with ``name`` and ``preprocess_id`` it keys the
+        feature cache and ties fitted heads to the embeddings they saw."""
+        ...
+
+    @property
+    def logit_scale(self) -> float:
+        """Inverse temperature that turns cosine similarities into class probabilities (100 for CLIP)."""
+        ...
+
+    @property
+    def in_bands(self) -> int | None:
+        """Bands the model takes as they are (a multispectral adapter); None: it reduces any image to RGB."""
+        ...
 
     def preprocess(self, image: RasterImage) -> torch.Tensor:
         """One image as the (3, H, W) float tensor the image tower expects."""

@@ -13,7 +13,59 @@ from dataclasses import fields
 from pathlib import Path
 
 from rsvlm.errors import RsvlmError
-from rsvlm.models.spec import ModelSpec, WeightsSource
+from rsvlm.models.spec import HeldOut, ImagePool, ModelSpec, Part, TrainingData, WeightsSource
+
+# -- what each model was trained on: the one declaration leakage flags, copy-free scores and `rsvlm models` read --
+_CLIP_INIT = "the CLIP weights it starts from were trained on web image-text pairs that are not published"
+
+OPENAI_TRAINING = TrainingData(
+    parts=(),
+    source="Radford et al., CLIP, ICML 2021",
+    undisclosed="WIT, 400 M image-text pairs collected from the web, is not published",
+)
+_RET3 = "RET-3 retrieval captions"
+REMOTECLIP_TRAINING = TrainingData(
+    parts=(
+        Part("rsicd", how=_RET3, splits_declared=False),
+        Part("rsitmd", how=_RET3, splits_declared=False),
+        Part("ucm-captions", how=_RET3, splits_declared=False),
+        Part("remoteclip-det-10", how="detection sets (DOTA, DIOR and others) converted to captions"),
+        Part("remoteclip-seg-4", how="segmentation sets converted to boxes, then to captions"),
+    ),
+    source="Liu et al., RemoteCLIP, TGRS 2024 (RET-3, DET-10, SEG-4 and UAV imagery; continual pretraining)",
+    undisclosed=_CLIP_INIT,
+)
+GEORSCLIP_TRAINING = TrainingData(
+    parts=(Part("rs5m", how="RS5M image-text pairs"),),
+    source="Zhang et al., RS5M and GeoRSCLIP, TGRS 2024",
+    undisclosed="RS5M's images were filtered from public web image-text datasets (LAION2B-en, COYO-700M …), and "
+    + _CLIP_INIT,
+)
+SKYCLIP_TRAINING = TrainingData(
+    parts=(Part("skyscript", how="SkyScript pairs (Google Earth Engine images, OpenStreetMap-tag captions)"),),
+    source="Wang et al., SkyScript, AAAI 2024",
+    undisclosed=_CLIP_INIT,
+)
+RSICD_TEST_HELD_OUT = HeldOut(
+    "rsicd", "test", "its 1,027 AID-matched images were removed by file content from every training source"
+)
+LITE_PARTS = (
+    Part("rsicd", ("train",), "captions of its AID-matched images, 95 % for training and 5 % for validation"),
+    Part("aid", None, "class names as prompt captions, on every AID image but the 1,027 RSICD test images"),
+    Part("imagenet-1k", None, "pretraining of the EfficientNet-Lite0 image tower"),
+)
+LITE_EXCLUDED = "the 1,027 RSICD test images (AID images), removed by file content from every training source"
+LITE_IMAGES = ImagePool("aid.txt", prefix="aid/", minus=("rsicd-test.txt",))
+"""rsvlm-lite's (and so rsvlm-lite-chat's) training images: AID minus the RSICD test images; its captions and
+class prompts, and the chat model's caption and classification conversations, all come from them."""
+LITE_TRAINING = TrainingData(
+    parts=LITE_PARTS,
+    excluded=LITE_EXCLUDED,
+    source="rsvlm/models/weights/rsvlm-lite/MODEL_CARD.md; configs/rsvlm-lite.yaml",
+    held_out=(RSICD_TEST_HELD_OUT,),
+    notes="the MiniLM text tower was pretrained on sentence pairs (text only)",
+    images=LITE_IMAGES,
+)
 
 _OPENAI_HF = {
     "RN50": "timm/resnet50_clip.openai",
@@ -30,6 +82,7 @@ def _openai(arch: str) -> ModelSpec:
         description=f"OpenAI CLIP {arch} (web image-text pairs; the usual zero-shot baseline)",
         weights=WeightsSource("open_clip_model.safetensors", hf_repo=_OPENAI_HF[arch], layout="state_dict"),
         quick_gelu=True,
+        training=OPENAI_TRAINING,
         licence="MIT",
         citation="Radford et al., Learning Transferable Visual Models From Natural Language Supervision, ICML 2021",
     )
@@ -43,7 +96,7 @@ def _remoteclip(arch: str) -> ModelSpec:
         description=f"RemoteCLIP {arch} (RS captions + boxes/masks converted to captions)",
         weights=WeightsSource(f"RemoteCLIP-{arch}.pt", hf_repo="chendelong/RemoteCLIP", layout="state_dict"),
         quick_gelu=False,
-        trained_on=("RSICD", "RSITMD", "UCM-captions", "AID-derived captions"),
+        training=REMOTECLIP_TRAINING,
         licence="Apache-2.0",
         citation="Liu et al., RemoteCLIP: A Vision Language Foundation Model for Remote Sensing, TGRS 2024",
     )
@@ -62,7 +115,7 @@ def _georsclip(arch: str, quick_gelu: bool) -> ModelSpec:
             url="https://huggingface.co/Zilun/GeoRSCLIP/resolve/main/ckpt/",
         ),
         quick_gelu=quick_gelu,
-        trained_on=("RS5M",),
+        training=GEORSCLIP_TRAINING,
         licence="CC-BY-NC-4.0",
         citation="Zhang et al., RS5M and GeoRSCLIP, TGRS 2024",
     )
@@ -80,7 +133,7 @@ def _skyclip(arch: str, tag: str, quick_gelu: bool) -> ModelSpec:
             layout="training",
         ),
         quick_gelu=quick_gelu,
-        trained_on=("SkyScript",),
+        training=SKYCLIP_TRAINING,
         licence="MIT",
         citation="Wang et al., SkyScript: A Large and Semantically Diverse Vision-Language Dataset, AAAI 2024",
     )
@@ -97,7 +150,7 @@ LITE = ModelSpec(
     image_size=160,
     mean=(0.5, 0.5, 0.5),
     std=(0.5, 0.5, 0.5),
-    trained_on=("RSICD-train", "AID"),
+    training=LITE_TRAINING,
     licence="Apache-2.0 (EfficientNet-Lite0 weights: Apache-2.0; all-MiniLM-L6-v2: Apache-2.0, packaged under MIT)",
     citation="rsvlm (this project); towers: Tan & Le 2019 (EfficientNet), Wang et al. 2020 (MiniLM)",
 )
@@ -160,7 +213,7 @@ def load_spec_file(path: Path) -> ModelSpec:
     from rsvlm.data.dataset import read_json_object
 
     data = read_json_object(path)
-    allowed = {f.name for f in fields(ModelSpec)}
+    allowed = {f.name for f in fields(ModelSpec)} - {"training"} | {"trained_on"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise RsvlmError(
@@ -171,9 +224,12 @@ def load_spec_file(path: Path) -> ModelSpec:
         raise RsvlmError(f"{path}: model spec lacks {', '.join(missing)}")
     _check_spec_types(data, path)
     weights = data.pop("weights", None)
-    for key in ("mean", "std", "trained_on"):
+    for key in ("mean", "std"):
         if key in data:
             data[key] = tuple(data[key])
+    if data.get("trained_on"):
+        data["training"] = TrainingData.from_names(tuple(data["trained_on"]), str(path))
+    data.pop("trained_on", None)
     try:
         source = WeightsSource(**weights) if isinstance(weights, dict) else None
         return ModelSpec(**data, weights=source)

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write_json
 from rsvlm.models.chat.lite_vision import LiteVision
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def scene_limits(image: RasterImage, low: float = 2.0, high: float = 98.0) -> tu
     The same limits (and nodata rule) as the scene composites of ``rsvlm.geo``, so an adapter initialised
     from them starts as exactly the composite the maps and reports show.
     """
-    from rsvlm.geo.bands import band_stats, data_mask
+    from rsvlm.data.bands import band_stats, data_mask
 
     if not data_mask(image).any():
         raise RsvlmError("the image has no valid pixels to compute stretch limits from (check its nodata value)")
@@ -196,7 +197,7 @@ def spectral_pixels(image: RasterImage, adapter: SpectralAdapter, size: int, nam
     """An N-band image → ``(N, size, size)`` float32 raw values ready for the adapter.
 
     Pixels with nodata in any band become each band's ``lo`` first (black in the initial composite), so they
-    never leak huge fill values into the interpolation. (Stricter than the scene rule of ``geo.bands.data_mask``
+    never leak huge fill values into the interpolation. (Stricter than the scene rule of ``data.bands.data_mask``
     on purpose: an adapter mixes all bands, so one missing band spoils the whole pixel.)
     """
     if image.band_count != adapter.in_bands:
@@ -339,7 +340,7 @@ def save_adapter(adapter: SpectralAdapter, folder: str | Path) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in adapter.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     record = {"format": FORMAT, "in_bands": adapter.in_bands, "rgb": list(adapter.rgb), "bands": adapter.bands}
-    (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(folder / CONFIG_FILE, record)
     return folder
 
 

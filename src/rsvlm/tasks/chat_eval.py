@@ -17,10 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rsvlm import __version__
 from rsvlm.errors import RsvlmError
 from rsvlm.fileio import atomic_write_json, run_lock
 from rsvlm.tasks.predictions import PredictionLog
+from rsvlm.version import __version__
 
 if TYPE_CHECKING:
     from rsvlm.data.dataset import Dataset

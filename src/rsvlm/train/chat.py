@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write_json
 from rsvlm.models.chat.lite_chat import LiteChatNet, save_lite_chat
 from rsvlm.models.chat.lite_prompt import stop_ids
 from rsvlm.train.chat_config import ChatTrainConfig
@@ -74,7 +75,7 @@ class ChatRun:
         previous = self.out / "config.json"
         if previous.is_file() and json.loads(previous.read_text()).get("fingerprint") != fp:
             raise RsvlmError(f"{self.out}: holds a run with a different config; choose another output folder")
-        previous.write_text(json.dumps({"fingerprint": fp, **asdict(cfg)}, indent=2, default=str) + "\n")
+        atomic_write_json(previous, {"fingerprint": fp, **asdict(cfg)}, default=str)
         d = cfg.data
         self.examples, images = encode_examples(self.net, d.train, d.max_samples, d.max_tokens, d.max_per_task)
         if not self.examples:

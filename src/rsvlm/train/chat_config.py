@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rsvlm.configfile import check_keys, read_config_file
+from rsvlm.digests import json_digest as digest
 from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.lite_chat import LiteChatConfig
-from rsvlm.train.config import check_keys, digest, file_digest, read_config_file
+from rsvlm.train.config import file_digest
 
 
 @dataclass(frozen=True)

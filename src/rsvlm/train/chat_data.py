@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 from rsvlm.data.sample import Sample
+from rsvlm.digests import json_digest as digest
 from rsvlm.errors import RsvlmError
 from rsvlm.models.chat.lite_chat import LiteChatNet
 from rsvlm.models.chat.lite_prompt import encode_turns
-from rsvlm.train.config import digest
 
 Log = Callable[[str], None]
 CHUNK = 256

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rsvlm.configfile import check_keys, read_config_file
+from rsvlm.digests import file_digest as content_digest
+from rsvlm.digests import json_digest as digest
 from rsvlm.errors import RsvlmError
-from rsvlm.fileio import read_text
 
 T = TypeVar("T")
 
@@ -80,30 +80,11 @@ class TrainConfig:
         return digest({k: v for k, v in asdict(self).items() if k != "cache_dir"})
 
 
-def digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def file_digest(path: Path) -> str:
     """Content hash of a weights file, so a config that starts from it names exactly those weights."""
     if not path.is_file():
         raise RsvlmError(f"{path}: not found (init must be a saved lite chat folder holding model.safetensors)")
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def check_keys(cls: Any, data: Any, where: str) -> dict[str, Any]:
-    """``data`` as a dict whose keys are all fields of dataclass ``cls``: a typo is an error, never ignored."""
-    if not isinstance(data, dict):
-        raise RsvlmError(f"{where}: expected a mapping, got {type(data).__name__}")
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise RsvlmError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return dict(data)
+    return content_digest(path, 16)
 
 
 def _build(cls: type[T], data: Any, where: str) -> T:
@@ -124,20 +105,6 @@ def _build(cls: type[T], data: Any, where: str) -> T:
         return cls(**kwargs)
     except TypeError as exc:
         raise RsvlmError(f"{where}: {exc}") from None
-
-
-def read_config_file(path: str | Path) -> Any:
-    """Parse a ``.yaml``/``.yml`` or ``.json`` config file; a missing or unparsable file is a one-line error."""
-    path = Path(path)
-    text = read_text(path, "config file")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except Exception as exc:
-        raise RsvlmError(f"{path}: cannot parse config ({str(exc).splitlines()[0]})") from None
 
 
 def load_config(path: str | Path) -> TrainConfig:

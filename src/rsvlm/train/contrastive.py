@@ -25,11 +25,13 @@ import numpy as np
 import torch
 from torch.nn import functional as fn
 
+from rsvlm.digests import json_digest as digest
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write_json
 from rsvlm.models.lite import LiteCLIP, LiteConfig, save_lite, to_lite_pixels
 from rsvlm.tasks.metrics import retrieval_recalls
 from rsvlm.train.augment import augment
-from rsvlm.train.config import TrainConfig, digest
+from rsvlm.train.config import TrainConfig
 from rsvlm.train.data import ImageItem, PairSet, build_pairs
 
 Log = Callable[[str], None]
@@ -166,7 +168,7 @@ class Run:
             previous = self.out / "config.json"
             if previous.is_file() and json.loads(previous.read_text()).get("fingerprint") != fp:
                 raise RsvlmError(f"{self.out}: holds a run with a different config; choose another output folder")
-            previous.write_text(json.dumps({"fingerprint": fp, **asdict(cfg)}, indent=2, default=str) + "\n")
+            atomic_write_json(previous, {"fingerprint": fp, **asdict(cfg)}, default=str)
         p = self.pairs
         self.log(
             f"{len(p.train)} training images ({sum(len(i.captions) for i in p.train)} captions, "

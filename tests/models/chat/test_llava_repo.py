@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from rsvlm.errors import RsvlmError
-from rsvlm.models.chat import llava_repo
+from rsvlm.models.chat import llava_repo, llava_weights
 from rsvlm.models.chat.cache import read_record
 from rsvlm.models.chat.clip_tower import interpolate_position_embedding
 from rsvlm.models.chat.hf import HFChatModel
@@ -137,7 +137,7 @@ def test_llava_15_layout_with_linear_projector(chat_root: Path, tmp_path: Path) 
 def test_linear_projector_export_is_exact() -> None:
     layer = torch.nn.Linear(4, 6)
     state = {"weight": layer.weight.detach(), "bias": layer.bias.detach()}
-    exported, act = llava_repo.PROJECTOR_EXPORTS["linear"]
+    exported, act = llava_weights.PROJECTOR_EXPORTS["linear"]
     hf = exported(state)
     x = torch.randn(3, 4)
     two_layers = (x @ hf["linear_1.weight"].T + hf["linear_1.bias"]) @ hf["linear_2.weight"].T + hf["linear_2.bias"]

@@ -12,7 +12,6 @@ A model trained that way also decodes over that subset: its softmax never saw th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write_json
 from rsvlm.models.chat.alignment import ALIGNMENTS, AlignmentConfig, build_alignment
 from rsvlm.models.chat.lite_vision import VISION_DIM, LiteVision
 from rsvlm.models.checkpoint import check_finite
@@ -239,7 +239,7 @@ def save_lite_chat(net: LiteChatNet, folder: str | Path, extra: dict[str, Any] |
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.trainable_state_dict().items()}, str(folder / "model.safetensors"))
     record = {"format": FORMAT, "model": asdict(net.config), **(extra or {})}
-    (folder / "config.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(folder / "config.json", record)
     return folder
 
 

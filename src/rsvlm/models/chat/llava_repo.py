@@ -52,7 +52,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -63,13 +62,13 @@ from rsvlm.models.chat.clip_tower import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
     POSITION_KEY,
-    SKIPPED_SUFFIXES,
     check_tower,
     clip_config,
     infer_clip_config,
     interpolate_position_embedding,
     read_clip_tower,
 )
+from rsvlm.models.chat.llava_weights import PROJECTOR_EXPORTS, VISION_PREFIX, export_projector, read_checkpoint
 from rsvlm.models.checkpoint import WeightsError
 
 if TYPE_CHECKING:
@@ -78,8 +77,6 @@ if TYPE_CHECKING:
 CONVERTER_VERSION = 1
 IMAGE_TOKEN = "<image>"
 PATCH_TOKEN = "<im_patch>"
-VISION_PREFIX = "model.vision_tower.vision_tower."
-PROJECTOR_PREFIX = "model.mm_projector."
 FEATURE_STRATEGY: dict[str, Literal["default", "full"]] = {"patch": "default", "cls_patch": "full"}
 FAMILY_IMAGE_SIZE = {"geochat": 504}
 """Input size a family runs its tower at when the caller does not say (GeoChat hard-codes 504)."""
@@ -171,83 +168,6 @@ def _local_tower(name: str, source: Path) -> Path | None:
         if (candidate / "config.json").is_file():
             return candidate
     return None
-
-
-def _route(key: str) -> tuple[str, str] | None:
-    """(component, key inside it) for an original weight name; None for recomputed buffers."""
-    if key.endswith(SKIPPED_SUFFIXES):
-        return None
-    for prefix, component in ((VISION_PREFIX, "vision"), (PROJECTOR_PREFIX, "projector"), ("model.", "language")):
-        if key.startswith(prefix):
-            return component, key[len(prefix) :]
-    if key.startswith("lm_head."):
-        return "lm_head", key[len("lm_head.") :]
-    return "unexpected", key
-
-
-def _read_checkpoint(source: Path, keep_vision: bool) -> dict[str, dict[str, torch.Tensor]]:
-    from rsvlm.models.chat.shards import iter_shards
-
-    parts: dict[str, dict[str, torch.Tensor]] = {"vision": {}, "projector": {}, "language": {}, "lm_head": {}}
-    unexpected: list[str] = []
-    for _, state in iter_shards(source):
-        for key, tensor in state.items():
-            routed = _route(key)
-            if routed is None or (routed[0] == "vision" and not keep_vision):
-                continue
-            if routed[0] == "unexpected":
-                unexpected.append(key)
-            else:
-                parts[routed[0]][routed[1]] = tensor
-    if unexpected:
-        raise WeightsError(
-            f"{source}: {len(unexpected)} weights outside the LLaVA layout, e.g. {unexpected[0]} "
-            "(not a LLaVA-repository checkpoint rsvlm can convert)"
-        )
-    return parts
-
-
-def _export_mlp(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """LLaVA's ``nn.Sequential`` (``0`` linear, ``1`` GELU, ``2`` linear) → ``linear_1``, ``linear_2``."""
-    return {f"linear_{1 if k.startswith('0.') else 2}.{k.split('.', 1)[1]}": v for k, v in state.items()}
-
-
-def _export_linear(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A single linear as transformers' two-layer projector: linear, identity activation, identity."""
-    import torch
-
-    dim = state["weight"].shape[0]
-    eye = torch.eye(dim, dtype=state["weight"].dtype)
-    return {
-        "linear_1.weight": state["weight"],
-        "linear_1.bias": state["bias"],
-        "linear_2.weight": eye,
-        "linear_2.bias": torch.zeros(dim, dtype=state["weight"].dtype),
-    }
-
-
-PROJECTOR_EXPORTS: dict[str, tuple[Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]], str]] = {
-    "mlp2x_gelu": (_export_mlp, "gelu"),
-    "linear": (_export_linear, "linear"),
-}
-"""LLaVA projector type → (transformers projector weights, transformers ``projector_hidden_act``)."""
-
-
-def _projector(
-    raw: dict[str, torch.Tensor], kind: str, vision_dim: int, text_dim: int, source: Path
-) -> tuple[dict[str, torch.Tensor], str]:
-    """Validate the released projector by loading it into rsvlm's alignment layer, then export it."""
-    from rsvlm.models.chat.alignment import AlignmentConfig, build_alignment
-
-    layer = build_alignment(AlignmentConfig(kind, vision_dim, text_dim))
-    try:
-        layer.load_state_dict(raw, strict=True)
-    except RuntimeError as exc:
-        detail = str(exc).splitlines()[0][:200]
-        raise WeightsError(f"{source}: model.mm_projector does not fit a {kind} projector ({detail})") from None
-    dtype = next(iter(raw.values())).dtype
-    export, act = PROJECTOR_EXPORTS[kind]
-    return {k: v.detach().to(dtype) for k, v in export(layer.state_dict()).items()}, act
 
 
 def _grow_rows(weight: torch.Tensor, rows: int) -> torch.Tensor:
@@ -377,7 +297,7 @@ def _convert(plan: _Plan, out: Path) -> dict[str, Any]:
 
     repo, source = plan.repo, plan.source
     tokenizer = _load_tokenizer(source, repo)
-    parts = _read_checkpoint(source, keep_vision=plan.tower_dir is None)
+    parts = read_checkpoint(source, keep_vision=plan.tower_dir is None)
     tower_dir = plan.tower_dir
     if not parts["vision"]:
         tower_dir = plan.tower_dir or plan.tower_config_dir
@@ -402,7 +322,7 @@ def _convert(plan: _Plan, out: Path) -> dict[str, Any]:
     if embed is None or "weight" not in parts["lm_head"]:
         raise WeightsError(f"{source}: the checkpoint lacks model.embed_tokens or lm_head")
     text_dim = int(embed.shape[1])
-    parts["projector"], act = _projector(parts["projector"], repo.projector, vision_dim, text_dim, source)
+    parts["projector"], act = export_projector(parts["projector"], repo.projector, vision_dim, text_dim, source)
     rows = max(len(tokenizer), int(embed.shape[0]))
     parts["language"]["embed_tokens.weight"] = _grow_rows(embed, rows)
     parts["lm_head"]["weight"] = _grow_rows(parts["lm_head"]["weight"], rows)

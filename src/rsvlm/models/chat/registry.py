@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rsvlm.errors import RsvlmError
+from rsvlm.models.registry import LITE_EXCLUDED, LITE_IMAGES, LITE_PARTS, RSICD_TEST_HELD_OUT
+from rsvlm.models.spec import HeldOut, Part, TrainingData
 
 if TYPE_CHECKING:
     from rsvlm.models.chat.protocol import ChatModel
@@ -51,6 +53,8 @@ class ChatModelSpec:
     """``llava-repo`` only: the CLIP tower the config names, needed when the checkpoint lacks it."""
     packaged: bool = False
     """Ships inside rsvlm (``rsvlm/models/weights/<name>``): loads with no ``weights``."""
+    training: TrainingData | None = None
+    """What it was trained on (None: not declared), for leakage flags and copy-free scores."""
 
     @property
     def box_format(self) -> str:
@@ -65,6 +69,34 @@ _QWEN_CITATION = (
 
 DEFAULT_CHAT = "rsvlm-lite-chat"
 """What ``rsvlm ask`` / ``rsvlm caption`` use when no model is named."""
+
+_DEMO_SPLIT = "rsvlm's split of the 50-image demo subset by image, seed 0 (heldout/{}.txt); not RSVQA's official split"
+_LITE_CHAT_TRAINING = TrainingData(
+    parts=(
+        Part("rsicd", ("train",), "captioning conversations"),
+        Part("aid", None, "scene-classification conversations"),
+        Part("rsvqa-lr", ("train",), "VQA on 40 of the 50 demo images; " + _DEMO_SPLIT.format("rsvqa-lr")),
+        Part("rsvqa-hr", ("train",), "VQA on 40 of the 50 demo images; " + _DEMO_SPLIT.format("rsvqa-hr")),
+        Part("neon-trees", ("train",), "counting and grounding on SOAP_061 and the YELL crop"),
+        *(Part(p.dataset, p.splits, f"through its rsvlm-lite image tower: {p.how}") for p in LITE_PARTS),
+    ),
+    excluded=(
+        f"{LITE_EXCLUDED}; 20 % of the RSVQA LR and HR demo images (by image, seed 0: "
+        "heldout/rsvqa-*.txt; their place in RSVQA's official splits is unknown); the NEON tile OSBS_029"
+    ),
+    source=(
+        "rsvlm/models/weights/rsvlm-lite-chat/MODEL_CARD.md; configs/instructions-rs.yaml; configs/rsvlm-lite-chat.yaml"
+    ),
+    held_out=(
+        RSICD_TEST_HELD_OUT,
+        HeldOut("rsvqa-lr", "test", "its 10 images were held out: " + _DEMO_SPLIT.format("rsvqa-lr")),
+        HeldOut("rsvqa-hr", "test", "its 10 images were held out: " + _DEMO_SPLIT.format("rsvqa-hr")),
+        HeldOut("neon-trees", "test", "the tile OSBS_029, a separate region, was held out"),
+    ),
+    notes="the Gemma-3-270M language model is text-only; its undisclosed web-text pretraining saw no images",
+    images=LITE_IMAGES,
+)
+"""rsvlm-lite-chat's declared training data (its image tower is rsvlm-lite's, so it saw what that saw)."""
 
 CHAT_MODELS: dict[str, ChatModelSpec] = {
     spec.name: spec
@@ -84,6 +116,7 @@ CHAT_MODELS: dict[str, ChatModelSpec] = {
             ),
             citation="rsvlm (this project); Gemma Team, Gemma 3 Technical Report, arXiv:2503.19786, 2025",
             packaged=True,
+            training=_LITE_CHAT_TRAINING,
         ),
         ChatModelSpec(
             name="llava-1.5-7b",

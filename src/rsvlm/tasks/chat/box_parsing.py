@@ -73,6 +73,18 @@ def parse_box(text: str, box_format: str, *, width: float, height: float) -> Pix
     return PixelBox.from_fractions(*(v / grid for v in values), width=width, height=height, angle=angle)
 
 
+def parse_boxes(text: str, box_format: str, *, width: float, height: float) -> list[PixelBox]:
+    """Every box in a chat answer, as pixels of the ``width`` x ``height`` image the model saw.
+
+    ``parse_box`` reads the first box; this finds each box with the same
+    patterns it uses (the format's own notation first, else any four numbers) and hands each to
+    ``parse_box``, so both read answers identically. A box parse_box rejects (a value off its grid) is skipped.
+    """
+    spans = box_spans(text, box_format)
+    boxes = [parse_box(text[s:e], box_format, width=width, height=height) for s, e in spans]
+    return [box for box in boxes if box is not None]
+
+
 def format_box(box: PixelBox, box_format: str, *, width: float, height: float) -> str:
     """Write a pixel box the way a ``box_format`` model answers (the inverse of ``parse_box``), e.g. for
     instruction data; rotated boxes keep their angle only where the convention has one (GeoChat)."""

@@ -10,7 +10,6 @@ NEON images, compared with the annotated crowns and with the chat model's answer
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rsvlm.errors import RsvlmError
+from rsvlm.fileio import atomic_write_json
 from rsvlm.geo.analyse import (
     LANDCOVER_CLASSES,
     SceneAnalysis,
@@ -168,8 +168,9 @@ def count_trees(neon: Path, model: ContrastiveModel, chat: ChatModel | None, out
     """Fit a count head on the other NEON images, map counts over the held-out one, compare with its crowns."""
     from rsvlm.adapt.regression import RegressionHead, count_tiles, embed_rasters, regression_metrics
     from rsvlm.data.registry import open_dataset
-    from rsvlm.geo.boxes import SceneBoxes, write_geojson
+    from rsvlm.geo.boxes import SceneBoxes
     from rsvlm.geo.counting import count_scene
+    from rsvlm.geo.geojson import write_geojson
     from rsvlm.geo.outputs import overlay, ramp, write_float_map, write_png
 
     dataset = open_dataset(neon)
@@ -226,9 +227,7 @@ def count_trees(neon: Path, model: ContrastiveModel, chat: ChatModel | None, out
     shaded = overlay(base, ramp(counts.counts, 0.0, float(np.nanmax(counts.counts)) or 1.0), TREE_TILE, alpha=0.35)
     _draw_boxes(shaded, record.boxes.xyxy)
     files["tree_counts.png"] = write_png(out / "tree_counts.png", shaded)
-    (out / "tree_counts.json").write_text(
-        json.dumps({"tiles": rows, "metrics": metrics, "train_tiles": len(train)}, indent=2), encoding="utf-8"
-    )
+    atomic_write_json(out / "tree_counts.json", {"tiles": rows, "metrics": metrics, "train_tiles": len(train)})
     return TreeResult(scene, rows, metrics, len(train), train_mean, files, shaded)
 
 

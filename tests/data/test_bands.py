@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsvlm.data.sample import GeoInfo, RasterImage
-from rsvlm.errors import RsvlmError
-from rsvlm.geo.bands import (
+from rsvlm.data.bands import (
     PRESETS,
     BandPreset,
     BandStats,
@@ -19,6 +17,8 @@ from rsvlm.geo.bands import (
     identity_stats,
     rgb_composite,
 )
+from rsvlm.data.sample import GeoInfo, RasterImage
+from rsvlm.errors import RsvlmError
 from rsvlm.geo.source import open_scene
 
 S2 = get_preset("sentinel2-l1c")
