@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
+from rsvlm.digests import file_digest
 from rsvlm.errors import DataError, RsvlmError
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
@@ -104,18 +105,13 @@ def _relative(root: Path, path: str | Path) -> str:
     return rel
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def hash_files(paths: Iterable[Path], workers: int | None = None) -> list[str | None]:
     """SHA-256 of each file (None when it is not a readable file), hashed by a thread pool: hashlib releases
     the GIL while it digests, so 10,000 small JPEGs take about a second."""
 
     def one(path: Path) -> str | None:
         try:
-            return _sha256(path)
+            return file_digest(path)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
             return None
 

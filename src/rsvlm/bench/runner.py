@@ -113,8 +113,7 @@ def weights_digest(name: str) -> str | None:
     shipped models change when they are retrained, and a folder can be overwritten. Third-party releases
     are fixed named tags and are not hashed.
     """
-    import hashlib
-
+    from rsvlm.digests import files_digest
     from rsvlm.models.chat.registry import CHAT_MODELS
     from rsvlm.models.registry import MODELS
 
@@ -128,10 +127,7 @@ def weights_digest(name: str) -> str | None:
         from rsvlm.models.lite import packaged_weights
 
         folder = packaged_weights(name)
-    h = hashlib.sha256()
-    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("config.json")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
+    return files_digest(sorted(folder.glob("*.safetensors")) + sorted(folder.glob("config.json")))
 
 
 def _stale(target: Path, digest: str | None, out: Path, model: str, task_id: str, log: Log) -> bool:
