@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: setup
-	SHARED=$(SHARED) RSVLM=$(BIN)/rsvlm PY=$(BIN)/python bash scripts/demo.sh
+	SHARED=$(SHARED) RSVLM=$(BIN)/rsvlm bash scripts/demo.sh
 
 bench: setup
 	$(BIN)/python benchmarks/cli_startup.py

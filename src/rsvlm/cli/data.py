@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,6 +69,32 @@ def info(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     _emit(summary, as_json)
+
+
+@app.command("samples")
+def samples(
+    names: Annotated[list[str] | None, typer.Argument(help="Sample names (default: every sample).")] = None,
+    paths: Annotated[bool, typer.Option("--paths", help="Print only the file paths, one per line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """The real sample images that ship with rsvlm: name, what they show, source and licence, path.
+
+    `rsvlm classify $(rsvlm data samples --paths farmland beach) --labels "farmland,beach,forest"`.
+    """
+    from rsvlm.samples import NOTICE, SAMPLES, get
+
+    chosen = [get(n) for n in names] if names else list(SAMPLES)
+    if paths:
+        for sample in chosen:
+            typer.echo(str(sample.path))
+    elif as_json:
+        rows = [{**asdict(s), "path": str(s.path)} for s in chosen]
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for sample in chosen:
+            typer.echo(f"{sample.name:12s} {sample.label:24s} {sample.path}")
+            typer.echo(f"{'':12s} {sample.source}; {sample.licence}")
+        typer.echo(f"sources and licences: {NOTICE}")
 
 
 @app.command("instructions")
