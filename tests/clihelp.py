@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 
 def rsvlm(
     *args: str | Path, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
@@ -34,3 +36,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     for fragment in fragments:
         assert fragment in errors[0], (fragment, errors[0])
     return errors[0]
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    """``rsvlm ARGS`` in this process through the console-script entry point (which maps RsvlmError to exit
+    code 2); returns (exit code, stderr)."""
+    from rsvlm.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["rsvlm", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    code = info.value.code
+    return code if isinstance(code, int) else 1, capsys.readouterr().err

