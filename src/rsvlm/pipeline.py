@@ -14,7 +14,8 @@ import numpy.typing as npt
 from rsvlm.errors import RsvlmError
 
 if TYPE_CHECKING:
-    from rsvlm.data.sample import RasterImage
+    from rsvlm.data.dataset import Dataset
+    from rsvlm.data.sample import RasterImage, Sample
     from rsvlm.models.protocols import ContrastiveModel
     from rsvlm.tasks.embeddings import EmbeddingSet
 
@@ -47,6 +48,30 @@ def embed_images(
         paths,
         read_image,
         file_hash,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        progress=progress,
+    )
+
+
+def embed_records(
+    model: ContrastiveModel,
+    dataset: Dataset,
+    records: Sequence[Sample],
+    *,
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> npt.NDArray[np.float32]:
+    """(N, D) embeddings of a reader's records, read through the reader (so windowed samples are cropped) and
+    cached by ``dataset.content_key``."""
+    return embed_cached(
+        model,
+        records,
+        dataset.load_image,
+        dataset.content_key,
         batch_size=batch_size,
         cache_dir=cache_dir,
         use_cache=use_cache,

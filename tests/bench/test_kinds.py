@@ -12,10 +12,11 @@ import pytest
 
 import rsvlm.bench.kinds as kinds_package
 from rsvlm.bench.kind import Kind, KindResult
-from rsvlm.bench.kinds import KINDS, discover
+from rsvlm.bench.kinds import KINDS
 from rsvlm.bench.leaderboard import LOWER_IS_BETTER, ResultRow, main_metrics
 from rsvlm.bench.report import _task_section
 from rsvlm.bench.spec import FAMILIES, _typed, list_suites, load_suite
+from rsvlm.plugins import discover
 
 OPTION_TYPES = {"str", "int", "int|None", "float", "bool", "list[int]", "list[str]"}
 
@@ -103,7 +104,7 @@ def _package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, **modul
 
 def test_adding_a_kind_is_adding_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package = _package(tmp_path, monkeypatch, "toykinds", toy=TOY, _shared="HELPER = 1\n")
-    found = discover(package)
+    found = discover(package, "KIND", Kind)
     assert list(found) == ["toy"] and isinstance(found["toy"], Kind)  # helpers (``_shared``) are no kinds
     assert found["toy"].run(None, None).metrics == {"score": 1.0}  # type: ignore[arg-type]
 
@@ -113,7 +114,7 @@ def test_a_module_without_kind_or_a_kind_defined_twice_is_refused(
 ) -> None:
     lacking = _package(tmp_path, monkeypatch, "lackingkinds", toy=TOY, other="X = 1\n")
     with pytest.raises(TypeError, match=r"lackingkinds\.other defines no KIND"):
-        discover(lacking)
+        discover(lacking, "KIND", Kind)
     twice = _package(tmp_path, monkeypatch, "twicekinds", toy=TOY, toy_again=TOY)
     with pytest.raises(TypeError, match="kind 'toy' is defined twice"):
-        discover(twice)
+        discover(twice, "KIND", Kind)

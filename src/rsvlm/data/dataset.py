@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from rsvlm.data.names import class_name_map
 from rsvlm.data.raster import is_image_file, read_image
-from rsvlm.data.sample import Sample
+from rsvlm.data.sample import RasterImage, Sample
 from rsvlm.errors import AnnotationError, DataError
 from rsvlm.fileio import read_text
 
@@ -86,7 +86,21 @@ class Dataset(ABC):
         record = self.records[index]
         if record.image_path is None:
             return record
-        return record.with_image(read_image(record.image_path))
+        return record.with_image(self.load_image(record))
+
+    def load_image(self, record: Sample) -> RasterImage:
+        """The pixels of one record (a reader whose samples are windows of larger images crops here)."""
+        if record.image_path is None:
+            raise DataError(self.root, f"sample {record.id} has no image")
+        return read_image(record.image_path)
+
+    def content_key(self, record: Sample) -> str:
+        """A feature-cache key for one record's pixels: the file's bytes (and the window, for windowed readers)."""
+        from rsvlm.features.cache import file_hash
+
+        if record.image_path is None:
+            raise DataError(self.root, f"sample {record.id} has no image")
+        return file_hash(record.image_path)
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):

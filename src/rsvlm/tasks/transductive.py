@@ -69,17 +69,19 @@ def transclip(
     outer_iterations: int = 10,
     z_iterations: int = 5,
     init_top: int = 8,
+    prior: F32 | None = None,
 ) -> TransductiveResult:
     """Refine zero-shot predictions of L2-normalised ``images`` against class ``texts`` without labels.
 
     ``likelihood_scale`` tempers the Gaussian log-likelihood, which would otherwise dwarf the text and
     neighbour terms in 512+ dimensions; the neighbour term is averaged over a symmetrised k-NN graph.
-    Class means are kept on the unit sphere, like the features.
+    Class means are kept on the unit sphere, like the features. ``prior``: class probabilities of another
+    inductive classifier (a few-shot adapter) to refine instead of the zero-shot ones; ``texts`` is then unused.
     """
     images = images.astype(np.float32, copy=False)
     n, d = images.shape
-    n_classes = texts.shape[0]
-    y_hat = _softmax(temperature * (images @ texts.T))
+    y_hat = _softmax(temperature * (images @ texts.T)) if prior is None else prior.astype(np.float32)
+    n_classes = y_hat.shape[1]
     log_y = np.log(np.maximum(y_hat, 1e-12))
     nbr_idx, nbr_w = knn_affinity(images, neighbours)
     k = nbr_idx.shape[1]
