@@ -190,13 +190,18 @@ def _load(model_name: str | None, weights: Path | None, download: bool) -> Contr
 
 
 def _embed_with_progress(
-    model: ContrastiveModel, paths: Sequence[Path], batch_size: int, cache_dir: Path | None, show: bool
+    model: ContrastiveModel,
+    dataset: Dataset,
+    records: Sequence[Sample],
+    batch_size: int,
+    cache_dir: Path | None,
+    show: bool,
 ) -> npt.NDArray[np.float32]:
     if not show:
-        return embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir)
+        return embed_records(model, dataset, records, batch_size=batch_size, cache_dir=cache_dir)
     bar, callback = rich_progress("embedding images")
     with bar:
-        return embed_images(model, paths, batch_size=batch_size, cache_dir=cache_dir, progress=callback)
+        return embed_records(model, dataset, records, batch_size=batch_size, cache_dir=cache_dir, progress=callback)
 
 
 def embed_scene_dataset(
@@ -213,25 +218,27 @@ def embed_scene_dataset(
     model: ContrastiveModel | None = None,
     show_progress: bool = True,
     class_names: dict[str, str] | None = None,
+    format: str | None = None,
 ) -> tuple[EmbeddingSet, dict[str, Any]]:
-    """Embed a labelled scene set and its class prompts into an ``EmbeddingSet``."""
+    """Embed a labelled scene set and its class prompts into an ``EmbeddingSet`` (read through its reader, so
+    samples that are windows of larger images are cropped; ``format`` names the reader, else it is detected)."""
     from rsvlm.data.registry import open_dataset
     from rsvlm.tasks.embeddings import EmbeddingSet
     from rsvlm.tasks.templates import load_templates
 
     model = model or _load(model_name, weights, download)
-    dataset = open_dataset(data, images=images, split=split, class_names=class_names)
+    dataset = open_dataset(data, format=format, images=images, split=split, class_names=class_names)
     records = [r for r in dataset.records if r.label is not None and r.image_path is not None]
     if not records:
         raise RsvlmError(f"{data}: no labelled images to classify (is this a scene-classification set?)")
     classes = dataset.classes
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[r.label] for r in records if r.label is not None], dtype=np.int64)
-    paths = [r.image_path for r in records if r.image_path is not None]
-    vectors = _embed_with_progress(model, paths, batch_size, cache_dir, show_progress)
+    vectors = _embed_with_progress(model, dataset, records, batch_size, cache_dir, show_progress)
     readable = [dataset.class_names[c] for c in classes]
     texts = class_text_embeddings(model, readable, load_templates(templates))
-    source = {"model": model.name, "data": str(data), "split": split, "templates": templates}
+    source = {"model": model.name, "data": str(data), "format": dataset.format_name, "split": split}
+    source["templates"] = templates
     splits = [r.split for r in records]
     return EmbeddingSet(vectors, labels, texts, readable, source=str(data), splits=splits), source
 
@@ -257,10 +264,9 @@ def embed_caption_dataset(
     records = [r for r in dataset.records if r.captions and r.image_path is not None]
     if not records:
         raise RsvlmError(f"{data}: no images with captions (is this a caption set? try --split test)")
-    paths = [r.image_path for r in records if r.image_path is not None]
     captions = [c for r in records for c in r.captions]
     owner = np.array([i for i, r in enumerate(records) for _ in r.captions], dtype=np.int64)
-    vectors = _embed_with_progress(model, paths, batch_size, cache_dir, show_progress)
+    vectors = _embed_with_progress(model, dataset, records, batch_size, cache_dir, show_progress)
     texts = embed_texts(model, captions)
     source = {
         "model": model.name,

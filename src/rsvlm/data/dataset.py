@@ -38,6 +38,9 @@ class Dataset(ABC):
 
     format_name: ClassVar[str]
     description: ClassVar[str]
+    default_class_names: ClassVar[Mapping[str, str]] = {}
+    """Prompt names a reader knows better than ``readable(label)`` (LoveDA's "background" is "other land");
+    the user's ``class_names`` win over them."""
 
     def __init__(
         self,
@@ -68,7 +71,8 @@ class Dataset(ABC):
             self.unmatched = [u for u in self.unmatched if u.split == split]
         self.records: list[Sample] = records
         labels = sorted({r.label for r in records if r.label is not None})
-        self.class_names: dict[str, str] = class_name_map(labels, class_names, where=self.root)
+        names = {**self.default_class_names, **(class_names or {})}
+        self.class_names: dict[str, str] = class_name_map(labels, names, where=self.root)
 
     @classmethod
     @abstractmethod

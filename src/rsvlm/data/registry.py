@@ -20,6 +20,10 @@ FORMATS: dict[str, str] = {
     "caption-json": "rsvlm.data.formats.caption_json:CaptionJsonDataset",
     "llava": "rsvlm.data.formats.llava:LlavaDataset",
     "voc": "rsvlm.data.formats.voc:VocDataset",
+    "loveda-patches": "rsvlm.data.formats.loveda_patches:LoveDAPatchesDataset",
+    "sen1floods11": "rsvlm.data.formats.sen1floods11:Sen1Floods11Dataset",
+    "sen1floods11-ms": "rsvlm.data.formats.sen1floods11:Sen1Floods11BandsDataset",
+    "rsvqa-scene": "rsvlm.data.formats.rsvqa_scene:RsvqaSceneDataset",
     "scene-folder": "rsvlm.data.formats.scene_folder:SceneFolderDataset",
     "scene-prefix": "rsvlm.data.formats.scene_prefix:ScenePrefixDataset",
 }
