@@ -17,8 +17,9 @@ def formats() -> None:
     """List the dataset formats rsvlm reads."""
     from rsvlm.data.registry import FORMATS, format_class
 
+    width = max(len(name) for name in FORMATS)
     for name in FORMATS:
-        typer.echo(f"{name:14s} {format_class(name).description}")
+        typer.echo(f"{name:{width}s} {format_class(name).description}")
 
 
 @app.command("info")
