@@ -41,10 +41,19 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
     """``rsvlm ARGS`` in this process through the console-script entry point (which maps RsvlmError to exit
     code 2); returns (exit code, stderr)."""
+    code, _, err = run_main_output(monkeypatch, capsys, *args)
+    return code, err
+
+
+def run_main_output(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str | Path
+) -> tuple[int, str, str]:
+    """``run_main`` that also returns what the command printed: (exit code, stdout, stderr)."""
     from rsvlm.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["rsvlm", *map(str, args)])
     with pytest.raises(SystemExit) as info:
         main()
     code = info.value.code
-    return code if isinstance(code, int) else 1, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return code if isinstance(code, int) else 1, captured.out, captured.err

@@ -19,6 +19,7 @@ from rsvlm.errors import RsvlmError
 from rsvlm.fileio import slug
 
 if TYPE_CHECKING:
+    from rsvlm.adapt.saved import Adapter
     from rsvlm.bench.leaderboard import ResultRow
     from rsvlm.bench.manifest import Manifest
     from rsvlm.bench.spec import TaskSpec
@@ -49,6 +50,8 @@ class Context:
     """A loaded ContrastiveModel or ChatModel (as the kind's family says), or None for embeddings-only kinds."""
     log: Log
     progress: Callable[[int, int], None] | None = None
+    adapter: Adapter | None = None
+    """``rsvlm bench --adapter``: the adapter a kind that ``adapts`` scores with (fitted on ``model``)."""
 
     @property
     def features(self) -> Path:
@@ -60,6 +63,11 @@ class Context:
     def contrastive(self) -> ContrastiveModel:
         """The model, for a contrastive kind (the runner loads the family the kind declares)."""
         return cast("ContrastiveModel", self._loaded())
+
+    def image_model(self) -> ContrastiveModel:
+        """The model to embed images with: the adapter's (a tuned image tower) when there is one, else the model."""
+        model = self.contrastive()
+        return self.adapter.image_model(model) if self.adapter is not None else model
 
     def chat(self) -> ChatModel:
         """The model, for a chat kind."""
@@ -81,6 +89,11 @@ class KindResult:
     """Whatever the kind's report section draws (examples, confusion matrices …); JSON-serialisable."""
     copy_free: dict[str, Any] | None = None
     """The metrics on the samples with no near-duplicate among the model's training images, when measured."""
+
+
+class SkippedError(Exception):
+    """Raised by a kind's ``run`` when the pair cannot be measured as asked (an adapter for other classes than the
+    task's): the runner records the reason in place of a score, so nothing is silently measured another way."""
 
 
 Section = Callable[[Sequence["ResultRow"], Path], str]
@@ -105,6 +118,8 @@ class Kind:
     section: Section | None = None
     lower_is_better: frozenset[str] = frozenset()
     """Metrics that are errors rather than scores: the best cell of their leaderboard row is the smallest."""
+    adapts: bool = False
+    """Scores with ``Context.adapter`` under ``rsvlm bench --adapter``; an adapted model skips the other kinds."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))  # a kind is read-only

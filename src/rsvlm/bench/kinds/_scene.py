@@ -1,4 +1,4 @@
-"""What the contrastive kinds share: a task's scene embeddings and its copy-free part."""
+"""What the contrastive kinds share: a task's scene embeddings, an adapter's scores on them, the copy-free part."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
-from rsvlm.bench.kind import Context, image_paths, open_task_dataset, selected_records, shipped_manifest
+from rsvlm.bench.kind import Context, SkippedError, image_paths, open_task_dataset, selected_records, shipped_manifest
 
 if TYPE_CHECKING:
     from rsvlm.bench.spec import TaskSpec
@@ -30,11 +31,28 @@ def scene_embeddings(task: TaskSpec, ctx: Context) -> tuple[EmbeddingSet, list[P
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[r.label] for r in records if r.label is not None], dtype=np.int64)
     paths = image_paths(records)
-    vectors = embed_images(model, paths, cache_dir=ctx.features, progress=ctx.progress)
+    vectors = embed_images(ctx.image_model(), paths, cache_dir=ctx.features, progress=ctx.progress)
     readable = [dataset.class_names[c] for c in classes]
     texts = class_text_embeddings(model, readable, load_templates(str(task.options.get("templates", "rs-default"))))
     splits = [r.split for r in records]
     return EmbeddingSet(vectors, labels, texts, readable, source=str(dataset.root), splits=splits), paths
+
+
+def adapted_scores(ctx: Context, emb: EmbeddingSet) -> npt.NDArray[np.float32] | None:
+    """The adapter's class probabilities of the task's images, columns in the task's class order; None without an
+    adapter. An adapter for other classes than the task's skips the task (``SkippedError``), never scores zero-shot."""
+    adapter = ctx.adapter
+    if adapter is None:
+        return None
+    column = {**{c: i for i, c in enumerate(adapter.classes)}, **{n: i for i, n in enumerate(adapter.class_set.names)}}
+    order = [column.get(name) for name in emb.class_names]
+    if None in order or len(set(order)) != len(adapter.classes):
+        raise SkippedError(
+            f"the adapter's {len(adapter.classes)} classes ({', '.join(adapter.class_set.names[:6])}) are not "
+            f"the task's {len(emb.class_names)} ({', '.join(emb.class_names[:6])})"
+        )
+    probabilities = adapter.probabilities(emb.images)
+    return probabilities[:, [int(i) for i in order if i is not None]]
 
 
 def training_pool(model: str, data_root: Path) -> list[Path] | None:
