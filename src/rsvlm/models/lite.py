@@ -12,7 +12,7 @@ once and cache it (what makes training on two CPU cores practical).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from rsvlm.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from rsvlm.data.sample import RasterImage
+    from rsvlm.models.protocols import TextTokens, Tower
 
 N_IMAGE_BLOCKS = 16  # MBConv blocks in EfficientNet-Lite0
 N_TEXT_LAYERS = 6  # transformer layers in MiniLM-L6
@@ -185,9 +186,13 @@ class LiteCLIP(torch.nn.Module):
         return self._layers(hidden, attention_mask, self.text_net.encoder.layer[: self.text_split])
 
     def text_suffix(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        import torch
 
         hidden = self._layers(hidden, attention_mask, self.text_net.encoder.layer[self.text_split :])
+        return self.text_pool(hidden, attention_mask)
+
+    def text_pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        import torch
+
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # MiniLM's mean pooling
         return torch.nn.functional.normalize(self.text_proj(pooled), dim=-1)
@@ -251,6 +256,65 @@ class LiteModel:
         self.net.eval()
         with torch.inference_mode():
             return self.net.encode_text(texts).float()
+
+    # -- TunableContrastive: prompt learning and LoRA ------------------------------------------------------
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.net
+
+    def tokenize(self, texts: Sequence[str]) -> TextTokens:
+        from rsvlm.models.protocols import TextTokens
+
+        batch = self.net.tokenize(texts)
+        return TextTokens(batch["input_ids"], batch["attention_mask"], 1)  # [CLS] first
+
+    def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net.text_net.embeddings.word_embeddings(ids)
+        return out
+
+    def encode_word_embeddings(self, embeddings: torch.Tensor, tokens: TextTokens) -> torch.Tensor:
+        """``encode_text`` from the word embeddings on: MiniLM's embeddings layer, every layer, mean pooling."""
+        text = self.net.text_net
+        hidden = text.embeddings(inputs_embeds=embeddings, token_type_ids=tokens.ids.new_zeros(tokens.ids.shape))
+        hidden = self.net._layers(hidden, tokens.mask, text.encoder.layer)
+        return self.net.text_pool(hidden, tokens.mask).float()
+
+    def image_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        return self.net.encode_image(pixels.contiguous(memory_format=torch.channels_last)).float()
+
+    def tower_copy(self, tower: Tower) -> torch.nn.Module:
+        from rsvlm.models.tunable import frozen_copy, plain_pointwise
+
+        if tower == "text":
+            return frozen_copy(self.net.text_net)
+        return plain_pointwise(frozen_copy(self.net.image_net), self.lora_targets("image", 0))
+
+    def lora_targets(self, tower: Tower, blocks: int) -> list[str]:
+        """MiniLM: query/key/value of each layer. EfficientNet-Lite0: the pointwise (1x1) expansion and
+        projection convolutions of each MBConv block, then the head convolution (depthwise and "same"-padded
+        strided convolutions are left alone: a LoRA branch beside them would not see their padding)."""
+        from rsvlm.models.tunable import last
+
+        if tower == "text":
+            qkv = ("query", "key", "value")
+            return last([[f"encoder.layer.{i}.attention.self.{p}" for p in qkv] for i in range(N_TEXT_LAYERS)], blocks)
+        units = [
+            [f"_blocks.{i}.{c}" for c in ("_expand_conv", "_project_conv") if hasattr(b, c)]
+            for i, b in enumerate(self.net.image_net._blocks)
+        ]
+        return last([*units, ["_conv_head"]], blocks)
+
+    def with_towers(self, towers: Mapping[Tower, torch.nn.Module], tag: str) -> LiteModel:
+        import copy
+        import dataclasses
+
+        net = copy.copy(self.net)
+        net._modules = dict(self.net._modules)  # its own slot table: setting a tower leaves self.net alone
+        for tower, module in towers.items():
+            net._modules["text_net" if tower == "text" else "image_net"] = module
+        return dataclasses.replace(self, net=net, weights_id=f"{self.weights_id}+{tag}")
 
 
 def save_lite(net: LiteCLIP, folder: str | Path, extra: dict[str, Any] | None = None, *, half: bool = False) -> Path:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rsvlm.digests import file_digest
+from rsvlm.errors import RsvlmError
 from rsvlm.models.checkpoint import WeightsError, load_into, read_state_dict, weights_file
 from rsvlm.models.spec import ModelSpec
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from rsvlm.data.sample import RasterImage
-    from rsvlm.models.protocols import ContrastiveModel
+    from rsvlm.models.protocols import ContrastiveModel, TextTokens, Tower
 
 
 def weights_dir() -> Path:
@@ -94,6 +95,92 @@ class OpenClipModel:
             features = self.model.encode_text(self.tokenizer(list(texts)))
             result: torch.Tensor = torch.nn.functional.normalize(features.float(), dim=-1)
         return result
+
+    # -- TunableContrastive: prompt learning and LoRA ------------------------------------------------------
+    @property
+    def network(self) -> torch.nn.Module:
+        net: torch.nn.Module = self.model
+        return net
+
+    def _text_model(self) -> Any:
+        if not hasattr(self.model, "token_embedding") or not hasattr(self.model, "transformer"):
+            raise RsvlmError(f"{self.name}: its text tower is not open_clip's CLIP transformer, so it cannot be tuned")
+        return self.model
+
+    def tokenize(self, texts: Sequence[str]) -> TextTokens:
+        import torch
+
+        from rsvlm.models.protocols import TextTokens
+
+        ids = self.tokenizer(list(texts))
+        ends = ids.argmax(dim=-1)  # the end-of-text token has the highest id, as CLIP's pooling assumes
+        length = int(ends.max()) + 1 if len(ids) else 1
+        ids = ids[:, :length]  # causal attention: padding after the last end token changes nothing before it
+        mask = (torch.arange(length)[None, :] <= ends[:, None]).long()
+        return TextTokens(ids, mask, 1)
+
+    def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self._text_model().token_embedding(ids)
+        return out
+
+    def encode_word_embeddings(self, embeddings: torch.Tensor, tokens: TextTokens) -> torch.Tensor:
+        """``CLIP.encode_text`` from the token-embedding layer on, over the tokens up to the last end token (the
+        causal mask makes later padding irrelevant, and prompts are ~15 of the 77 positions)."""
+        import torch
+        from open_clip.transformer import text_global_pool
+
+        m = self._text_model()
+        length = embeddings.shape[1]
+        mask = None if m.attn_mask is None else m.attn_mask[:length, :length]
+        x = embeddings + m.positional_embedding[:length].to(embeddings.dtype)
+        x = m.ln_final(m.transformer(x, attn_mask=mask))
+        x = text_global_pool(x, tokens.ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        if m.text_projection is not None:
+            x = m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
+        return torch.nn.functional.normalize(x.float(), dim=-1)
+
+    def image_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        return torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
+
+    def tower_copy(self, tower: Tower) -> torch.nn.Module:
+        from rsvlm.models.tunable import frozen_copy, split_attention
+
+        module = self._text_model().transformer if tower == "text" else self.model.visual
+        return split_attention(frozen_copy(module))
+
+    def lora_targets(self, tower: Tower, blocks: int) -> list[str]:
+        """Query/key/value of the transformer blocks; for a ResNet tower the pointwise convolutions of its
+        bottlenecks and the projections of its attention pooling."""
+        from rsvlm.models.tunable import last
+
+        qkv = ("q_proj", "k_proj", "v_proj")
+        if tower == "text":
+            n = len(self._text_model().transformer.resblocks)
+            return last([[f"resblocks.{i}.attn.{p}" for p in qkv] for i in range(n)], blocks)
+        visual = self.model.visual
+        if hasattr(visual, "transformer"):
+            n = len(visual.transformer.resblocks)
+            return last([[f"transformer.resblocks.{i}.attn.{p}" for p in qkv] for i in range(n)], blocks)
+        if hasattr(visual, "attnpool"):
+            units = [
+                [f"layer{s}.{j}.conv1", f"layer{s}.{j}.conv3"]
+                for s in range(1, 5)
+                for j in range(len(getattr(visual, f"layer{s}")))
+            ]
+            return last([*units, [f"attnpool.{p}" for p in qkv]], blocks)
+        return []
+
+    def with_towers(self, towers: Mapping[Tower, torch.nn.Module], tag: str) -> OpenClipModel:
+        import copy
+        import dataclasses
+
+        model = copy.copy(self.model)
+        model._modules = dict(self.model._modules)  # its own slot table: setting a tower leaves self.model alone
+        for tower, module in towers.items():
+            model._modules["transformer" if tower == "text" else "visual"] = module
+        return dataclasses.replace(self, model=model, weights_id=f"{self.weights_id}+{tag}")
 
 
 MAX_PARAMETERS = 5_000_000_000

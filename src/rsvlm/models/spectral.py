@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from rsvlm.data.sample import RasterImage
     from rsvlm.models.chat.lite_chat_model import LiteChatModel
     from rsvlm.models.lite import LiteModel
+    from rsvlm.models.protocols import TextTokens, Tower
 
 FORMAT = "rsvlm-spectral-adapter"
 """``adapter.json["format"]``: how ``load_adapter`` recognises its folder."""
@@ -272,6 +273,29 @@ class SpectralContrastiveModel:
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return self.lite.encode_texts(texts)
+
+    # -- TunableContrastive: the lite model's, with this adapter in front of the image tower -------------------
+    @property
+    def network(self) -> torch.nn.Module:
+        return torch.nn.ModuleList([self.lite.net, self.adapter])
+
+    def tokenize(self, texts: Sequence[str]) -> TextTokens:
+        return self.lite.tokenize(texts)
+
+    def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lite.word_embeddings(ids)
+
+    def encode_word_embeddings(self, embeddings: torch.Tensor, tokens: TextTokens) -> torch.Tensor:
+        return self.lite.encode_word_embeddings(embeddings, tokens)
+
+    def tower_copy(self, tower: Tower) -> torch.nn.Module:
+        return self.lite.tower_copy(tower)
+
+    def lora_targets(self, tower: Tower, blocks: int) -> list[str]:
+        return self.lite.lora_targets(tower, blocks)
+
+    def with_towers(self, towers: Mapping[Tower, torch.nn.Module], tag: str) -> SpectralContrastiveModel:
+        return SpectralContrastiveModel(self.lite.with_towers(towers, tag), self.adapter, self.name, self.image_size)
 
 
 def train_adapter(
