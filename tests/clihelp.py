@@ -46,9 +46,10 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 
 
 def run_main_output(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str | Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: object
 ) -> tuple[int, str, str]:
-    """``run_main`` that also returns what the command printed: (exit code, stdout, stderr)."""
+    """``run_main`` that also returns what the command printed: (exit code, stdout, stderr); arguments are
+    passed as ``str(arg)`` (paths, numbers)."""
     from rsvlm.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["rsvlm", *map(str, args)])

@@ -164,7 +164,12 @@ def test_every_method_on_every_family_through_the_cli(
 ) -> None:
     fitted: list[Adapter] = []
     save = Adapter.save
-    monkeypatch.setattr(Adapter, "save", lambda self, folder: fitted.append(self) or save(self, folder))
+
+    def keep(self: Adapter, folder: Path) -> Path:
+        fitted.append(self)
+        return save(self, folder)
+
+    monkeypatch.setattr(Adapter, "save", keep)
     model = rsvlm.load_model(*zoo[family])  # the very object the commands load (see load_once)
     images = one_per_class(scenes)
     folder = tmp_path / "adapter"

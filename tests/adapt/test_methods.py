@@ -19,7 +19,8 @@ QUICK = {"tip-adapter-f": {"epochs": 5}, "clip-adapter": {"epochs": 10}}
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def _clustered(n_classes: int = 4, per_class: int = 12, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -59,7 +59,7 @@ def setup(fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return {"suite": suite, "adapter": adapter.save(root / "adapter"), "root": root}
 
 
-def _bench(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+def _bench(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
     code, _, err = run_main_output(monkeypatch, capsys, "bench", *args)
     return code, err
 

@@ -245,6 +245,7 @@ def test_windows_reach_the_models_through_embed_records(shared_data: Path, tmp_p
     cache = FeatureCache(tmp_path, model_cache_key(lite), lite.embed_dim)
     assert all(cache.get(rgb.content_key(r)) is not None for r in records)
     np.testing.assert_array_equal(embed_records(lite, rgb, records, cache_dir=tmp_path), first)
+    assert isinstance(ms, Sen1Floods11Dataset)
     stats = next(iter(ms.stats.values()))
     spectral = SpectralContrastiveModel(lite, SpectralAdapter(13, (3, 2, 1), list(stats.lo), list(stats.hi)))
     bands = embed_records(spectral, ms, ms.records[::16], use_cache=False)
