@@ -13,7 +13,8 @@ instruction-builder config, never from a run folder, so rerunning gives byte-ide
 - ``rsvqa-lr-heldout`` / ``rsvqa-hr-heldout``: the images the instruction builder holds out (its own split
   code, its config's seed) and the RSVQA JSON files;
 - ``neon``: the held-out NEON region(s) of the builder config (image and VOC XML);
-- ``golden-whurs19``: the released WHU-RS19 embeddings, class names and published results.
+- ``golden-whurs19``: the released WHU-RS19 embeddings, class names and published results;
+- ``loveda``, ``sen1floods11``, ``rsvqa-lr``: every file of those folders (the rs-adapt few-shot suite).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DATA = PurePosixPath("../shared/data")
 """How configs/instructions-rs.yaml spells the data root (paths relative to the repository root)."""
 MADE_BY = "made by scripts/make_manifests.py"
+OUT_OF_DOMAIN = (
+    ("loveda", "segmentation/loveda", "LoveDA tiles and masks (the few-shot suite's 64-px patches)"),
+    ("sen1floods11", "flood/sen1floods11", "Sen1Floods11 chip: S1, S2 and hand labels (the few-shot suite's patches)"),
+    ("rsvqa-lr", "rsvqa/lr", "RSVQA-LR, all 50 images + JSON files (rural/urban scene labels)"),
+)
+"""Folders the rs-adapt suite reads whole: (manifest name, folder under the data root, description)."""
 
 
 def _rebase(path: str, shared: Path) -> str:
@@ -143,6 +150,9 @@ def main() -> None:
     if len(held_images) != len(regions) or not all(x.is_file() for x in xmls):
         raise SystemExit(f"{box_root}: held-out regions {sorted(regions)} lack an image or a VOC XML file")
     write("neon", [*held_images, *xmls], f"NEON held-out region {', '.join(sorted(regions))} (image + VOC boxes)")
+
+    for name, where, what in OUT_OF_DOMAIN:  # the few-shot suite's patch and scene readers read whole folders
+        write(name, sorted(p for p in (shared / where).rglob("*") if p.is_file()), what)
 
     golden = shared / "golden" / "whurs19"
     files = sorted(p for p in golden.rglob("*") if p.is_file())

@@ -24,7 +24,7 @@ OPTION_TYPES = {"str", "int", "int|None", "float", "bool", "list[int]", "list[st
 def test_every_public_module_of_the_package_is_one_registered_kind() -> None:
     modules = [m.name for m in pkgutil.iter_modules(kinds_package.__path__) if not m.name.startswith("_")]
     assert sorted(KINDS) == sorted(m.replace("_", "-") for m in modules)
-    assert len(KINDS) == 9  # zeroshot, linear-probe, retrieval, golden-zeroshot and the five chat kinds
+    assert len(KINDS) == 11  # zeroshot, linear-probe, retrieval, golden-zeroshot, five chat kinds, two few-shot
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))

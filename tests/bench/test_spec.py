@@ -215,7 +215,22 @@ def _reports() -> dict[str, dict[str, Any]]:
         "counting": count_metrics([1.0, None], [1.0, 2.0], (0, 10, 100, 1000)),
         "grounding": grounding_metrics([box, None], [box, box]),
         "chat-classify": classification_metrics([0, None], [0, 1], ["a", "b"]),
+        **dict.fromkeys(("few-shot", "golden-few-shot"), _few_shot_report(rng)),
     }
+
+
+def _few_shot_report(rng: np.random.Generator) -> dict[str, float]:
+    """The few-shot kinds' metrics from a real fewshot/1 run: 6 classes x 34 synthetic images (16 shots fit)."""
+    from rsvlm.adapt.method import ClassSet
+    from rsvlm.adapt.protocol import LabelledSet, make_settings, run_protocol
+    from rsvlm.bench.kinds._fewshot import metrics
+
+    labels = np.repeat(np.arange(6), 34)
+    images = (np.eye(6, 8)[labels] + 0.3 * rng.normal(size=(len(labels), 8))).astype(np.float32)
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    data = LabelledSet(images, labels, ClassSet(list("abcdef"), np.eye(6, 8, dtype=np.float32)), 100.0)
+    quick = {"clip-adapter": {"epochs": 2}, "tip-adapter-f": {"epochs": 2}}
+    return metrics(run_protocol(data, make_settings(None, seeds=(1,), options=quick, base_to_novel=True)))
 
 
 def test_every_metric_name_is_reported_by_its_evaluator() -> None:

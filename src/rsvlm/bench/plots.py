@@ -9,6 +9,7 @@ name, never an exception: a report of a finished run must not fail because a dat
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -241,6 +242,92 @@ def scatter_svg(
         parts.append(f'<text x="{lx + 14}" y="{ly + 22}" fill="#666">{missing[name]} without a number</text>')
     parts.append(f'<text x="{lx}" y="{top + len(points) * 34 + 10}" fill="#555">- - - y = x</text>')
     return _svg(lx + 180, top + size + bottom + 4, "".join(parts), title)
+
+
+def _stroke(k: int, width: float) -> str:
+    return f'stroke="{color(k)}" stroke-width="{width}"'
+
+
+def line_chart(
+    x_labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    title: str,
+    *,
+    spread: Mapping[str, Sequence[float | None]] | None = None,
+    references: Mapping[str, float | None] | None = None,
+    x_title: str = "shots per class",
+    y_title: str = "top-1 (%)",
+) -> str:
+    """Lines over evenly spaced categories (shot counts 1, 2, 4, 8, 16), one colour per series, ± ``spread``
+    as error bars, and ``references`` (zero-shot) as dashed horizontal lines.
+
+    The y axis spans the values (not 0–100), so differences of a point stay visible; a missing value (a shot
+    count not run) breaks the line instead of being drawn as zero.
+    """
+    spread = spread or {}
+    refs = {k: f for k, v in (references or {}).items() if (f := number(v)) is not None}
+    values = [f for s in series.values() for v in s if (f := number(v)) is not None] + list(refs.values())
+    for name, s in series.items():
+        pairs = [(number(v), number(e)) for v, e in zip(s, spread.get(name, ()), strict=False)]
+        values += [v + e * sign for v, e in pairs if v is not None and e is not None for sign in (-1, 1)]
+    if not x_labels or not values:
+        return _svg(300, 30, f'<text x="4" y="18">{esc(title)}: nothing to plot</text>', title)
+    step = 5.0 if max(values) - min(values) > 10 else 1.0
+    lo = math.floor(min(values) / step) * step
+    hi = max(math.ceil(max(values) / step) * step, lo + step)
+    ticks = [lo + t for t in nice_ticks(hi - lo)]
+    hi = ticks[-1]
+    left, top, plot_w, plot_h = 52.0, 26.0, 420.0, 240.0
+    gap = plot_w / max(len(x_labels), 1)
+
+    def sx(i: int) -> float:
+        return left + gap * (i + 0.5)
+
+    def sy(v: float) -> float:
+        return top + plot_h - plot_h * (v - lo) / (hi - lo)
+
+    parts = [f'<text x="{left}" y="16" font-weight="600">{esc(title)}</text>']
+    for t in ticks:
+        parts.append(f'<line x1="{left}" y1="{sy(t):.1f}" x2="{left + plot_w}" y2="{sy(t):.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{left - 4}" y="{sy(t) + 4:.1f}" text-anchor="end" fill="#555">{_n(t)}</text>')
+    base_y = top + plot_h
+    parts += [f'<text x="{sx(i):.1f}" y="{base_y + 14}" text-anchor="middle" fill="#555">{esc(label)}</text>'
+              for i, label in enumerate(x_labels)]  # fmt: skip
+    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{base_y + 32}" text-anchor="middle">{esc(x_title)}</text>')
+    parts.append(f'<text transform="translate(12,{top + plot_h / 2}) rotate(-90)" text-anchor="middle">'
+                 f"{esc(y_title)}</text>")  # fmt: skip
+    names = [*series, *refs]
+    for name, value in refs.items():
+        k, y = names.index(name), sy(value)
+        tip = esc(f"{name}: {value:.2f}")
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" {_stroke(k, 1.5)} '
+                     f'stroke-dasharray="6 4"><title>{tip}</title></line>')  # fmt: skip
+    for k, (name, ys) in enumerate(series.items()):
+        errors = list(spread.get(name, ()))
+        points = [(i, f) for i, v in enumerate(ys[: len(x_labels)]) if (f := number(v)) is not None]
+        for (i, v), (j, w) in itertools.pairwise(points):
+            if j == i + 1:  # a shot count not run breaks the line
+                parts.append(
+                    f'<line x1="{sx(i):.1f}" y1="{sy(v):.1f}" x2="{sx(j):.1f}" y2="{sy(w):.1f}" {_stroke(k, 2)}/>'
+                )
+        for i, v in points:
+            e = number(errors[i]) if i < len(errors) else None
+            if e:
+                bar = f'x1="{sx(i):.1f}" y1="{sy(v - e):.1f}" x2="{sx(i):.1f}" y2="{sy(v + e):.1f}"'
+                parts.append(f"<line {bar} {_stroke(k, 1)}/>")
+            tip = esc(f"{name} · {x_labels[i]}: {v:.2f}" + (f" ± {e:.2f}" if e else ""))
+            parts.append(
+                f'<circle cx="{sx(i):.1f}" cy="{sy(v):.1f}" r="3.5" fill="{color(k)}"><title>{tip}</title></circle>'
+            )
+    lx = left + plot_w + 16
+    for k, name in enumerate(names):
+        ly = top + k * 18
+        dash = ' stroke-dasharray="6 4"' if name in refs else ""
+        parts.append(f'<line x1="{lx}" y1="{ly + 6}" x2="{lx + 22}" y2="{ly + 6}" {_stroke(k, 2)}{dash}/>')
+        parts.append(f'<text x="{lx + 28}" y="{ly + 10}">{esc(_short(name, 30))}</text>')
+    width = max(lx + 36 + max(_text_width(_short(n, 30)) for n in names), _text_width(title) + left)
+    return _svg(width, max(top + plot_h + 44, top + 18 * len(names) + 8), "".join(parts), title)
 
 
 # -- images -------------------------------------------------------------------------------------------------------

@@ -336,6 +336,13 @@ def _check_option_values(options: dict[str, Any], kind: str, where: str) -> None
             raise RsvlmError(
                 f"{where}: template {options['template']!r} is not averageprompt or one of the 106 released templates"
             )
+    if kind in ("few-shot", "golden-few-shot"):  # known methods and their options, shots >= 1, seeds in range
+        from rsvlm.bench.kinds._fewshot import settings
+
+        try:
+            settings(options)
+        except RsvlmError as exc:
+            raise RsvlmError(f"{where}: {exc}") from None
     if "test_fraction" in options and not 0 < options["test_fraction"] < 1:
         raise RsvlmError(f"{where}: option 'test_fraction' must lie strictly between 0 and 1")
 

@@ -91,6 +91,14 @@ def zeroshot(
         typer.Option("--transductive", help="Refine with the whole unlabelled test set (TransCLIP-style)."),
     ] = False,
     class_names: ClassNamesOpt = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(
+            "--adapter",
+            help="Score with a saved adapter (`rsvlm adapt fit --out`) fitted on this model or these embeddings; "
+            "the set's classes must be its classes.",
+        ),
+    ] = None,
     cache_dir: CacheOpt = None,
     batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
@@ -100,6 +108,26 @@ def zeroshot(
     from rsvlm.tasks.zeroshot import evaluate_per_template, evaluate_zeroshot
 
     _exactly_one_source(embeddings, model, data)
+    if adapter is not None:
+        from rsvlm.cli import fewshot
+
+        if template is not None or per_template:
+            raise RsvlmError(
+                "--template and --per-template do not apply with --adapter: it scores with its own classes"
+            )
+        if embeddings is not None:
+            _emit(fewshot.adapter_on_embeddings(embeddings, adapter, transductive), as_json)
+            return
+        from rsvlm.data.names import load_name_map
+
+        assert data is not None
+        result = fewshot.adapter_on_data(
+            adapter, data, model=model, weights=weights, download=download, images=images, split=split,
+            class_names=load_name_map(class_names) if class_names else None, transductive=transductive,
+            cache_dir=cache_dir, batch_size=batch_size,
+        )  # fmt: skip
+        _emit(result, as_json)
+        return
     if embeddings is not None:
         from rsvlm.tasks.embeddings import load_embedding_dir
 
@@ -263,3 +291,98 @@ def linear_probe(
         c=c,
     )
     _emit({**source, **result}, as_json)
+
+
+@app.command("few-shot")
+def few_shot(
+    embeddings: EmbeddingsOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    download: DownloadOpt = False,
+    data: DataOpt = None,
+    images: ImagesOpt = None,
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="Dataset format (see `rsvlm data formats`); detected if omitted.")
+    ] = None,
+    class_names: ClassNamesOpt = None,
+    templates: Annotated[
+        str, typer.Option("--templates", help="Template set or file for the class prompts (with --model).")
+    ] = "rs-default",
+    methods: Annotated[
+        str | None,
+        typer.Option("--methods", help="Comma-separated methods (`rsvlm adapt methods`); default: every one."),
+    ] = None,
+    shots: Annotated[str, typer.Option("--shots", help="Comma-separated shots per class.")] = "1,2,4,8,16",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds: one k-shot draw each.")] = "1,2,3",
+    base_to_novel: Annotated[
+        bool, typer.Option("--base-to-novel", help="Also fit on half of the classes and score the other half.")
+    ] = False,
+    transductive: Annotated[
+        bool, typer.Option("--transductive", help="Also refine each method with the unlabelled test set (TransCLIP).")
+    ] = False,
+    set_options: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A method's option, METHOD.KEY=VALUE (repeatable), e.g. tip-adapter-f.epochs=5."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for results.json and report.html (plot and tables).")
+    ] = None,
+    cache_dir: CacheOpt = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Few-shot head to head (fewshot/1): methods x shots x seeds on one train/test split, mean ± std."""
+    from rsvlm.adapt.protocol import (
+        from_embeddings,
+        make_settings,
+        parse_methods,
+        parse_set_options,
+        parse_shots,
+        run_protocol,
+    )
+    from rsvlm.cli import fewshot
+    from rsvlm.tasks.linear_probe import parse_seeds
+
+    _exactly_one_source(embeddings, model, data)
+    if embeddings is not None and (images or data_format or class_names or weights or download):
+        raise RsvlmError("--embeddings holds features already: drop --images, --format, --class-names and --weights")
+    # every setting is checked before the (slow) model load and embedding
+    settings = make_settings(
+        parse_methods(methods), parse_shots(shots), parse_seeds(seeds), parse_set_options(set_options or []),
+        base_to_novel=base_to_novel, transductive=transductive,
+    )  # fmt: skip
+    fewshot.check_out(out)
+    if embeddings is not None:
+        labelled = from_embeddings(embeddings)
+    else:
+        from rsvlm.adapt.labelled import choose_images
+        from rsvlm.adapt.methods import get_method
+        from rsvlm.data.names import load_name_map
+        from rsvlm.models.openclip import load_contrastive
+        from rsvlm.tasks.templates import load_templates
+
+        assert data is not None
+        prompts = load_templates(templates)
+        names = load_name_map(class_names) if class_names else None
+        chosen = choose_images(data, data_format=data_format, images=images, split=ALL_SPLITS, class_names=names)
+        splits = sorted({r.split for r in chosen.records if r.split}) or ["none"]
+        _announce(data, f"{len(chosen.records):,} labelled images, splits {', '.join(splits)}", len(chosen.records))
+        base = load_contrastive(model, weights, download=download)
+        pixels = any(get_method(m).needs_pixels for m in settings.methods)
+        labelled = fewshot.images_set(
+            base,
+            chosen,
+            prompts,
+            pixels=pixels,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            source="/".join(data.resolve().parts[-2:]),
+        )
+    result = run_protocol(labelled, settings, log=note)
+    if out is not None:
+        written = fewshot.write_out(out, result)
+        note(f"wrote {', '.join(str(p) for p in written)}")
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        fewshot.render(result)
