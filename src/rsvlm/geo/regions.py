@@ -73,15 +73,33 @@ def read_regions(path: str | Path, scene_crs: str) -> list[Region]:
     an invalid ring (self-crossing) is repaired with ``shapely.make_valid``.
     """
     import shapely
-    from rasterio.warp import transform_geom
-    from shapely.geometry import mapping, shape  # type: ignore[import-untyped]
 
     path = Path(path)
     fix = "write a GeoJSON FeatureCollection of Polygon features"
+    data, features = read_features(path, "regions", fix)
+    file_crs = parse_crs(geojson_crs(data, path), "regions CRS", path)
+    dst_crs = parse_crs(scene_crs, "scene CRS")
+    merged: dict[str, list[Any]] = {}
+    for index, feature in enumerate(features):
+        where = f"feature {index}"
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            kind = geometry.get("type") if isinstance(geometry, dict) else type(geometry).__name__
+            raise AnnotationError(path, f"{where} has geometry {kind!r}, not a Polygon or MultiPolygon", fix)
+        geom = reproject(feature_shape(geometry, path, where), file_crs, dst_crs, path, where)
+        properties = feature.get("properties")
+        name = properties.get("name") if isinstance(properties, dict) else None
+        merged.setdefault(str(index) if name is None else str(name), []).append(geom)
+    return [(name, parts[0] if len(parts) == 1 else shapely.union_all(parts)) for name, parts in merged.items()]
+
+
+def read_features(path: Path, what: str, fix: str) -> tuple[dict[str, Any], list[Any]]:
+    """The top-level object and the features of a GeoJSON FeatureCollection (or of one Feature), or one line
+    naming what is wrong (``what`` names the file's role: ``regions``, ``labels``)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AnnotationError(path, "regions file not found", "check the path") from None
+        raise AnnotationError(path, f"{what} file not found", "check the path") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AnnotationError(path, f"not readable as JSON ({reason})", fix) from None
@@ -94,43 +112,55 @@ def read_regions(path: str | Path, scene_crs: str) -> list[Region]:
         raise AnnotationError(path, f"top level is {kind!r}, not a FeatureCollection", fix)
     if not isinstance(features, list) or not features:
         raise AnnotationError(path, "no features", fix)
-    file_crs = parse_crs(_legacy_crs(data, path), "regions CRS", path)
-    dst_crs = parse_crs(scene_crs, "scene CRS")
-    merged: dict[str, list[Any]] = {}
-    for index, feature in enumerate(features):
-        where = f"feature {index}"
-        geometry = feature.get("geometry") if isinstance(feature, dict) else None
-        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-            kind = geometry.get("type") if isinstance(geometry, dict) else type(geometry).__name__
-            raise AnnotationError(path, f"{where} has geometry {kind!r}, not a Polygon or MultiPolygon", fix)
+    return data, features
+
+
+def feature_shape(geometry: dict[str, Any], path: Path, where: str) -> Any:
+    """A GeoJSON geometry as a shapely one, refusing malformed, empty or non-finite coordinates."""
+    import shapely
+    from shapely.geometry import shape  # type: ignore[import-untyped]
+
+    try:
+        geom = shape(geometry)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, shapely.errors.ShapelyError):
+        raise AnnotationError(path, f"{where} has malformed coordinates", "check its [x, y] pairs") from None
+    if geom.is_empty or not bool(np.isfinite(shapely.get_coordinates(geom)).all()):
+        raise AnnotationError(path, f"{where} has an empty or non-finite geometry", "check its coordinates")
+    return geom
+
+
+def reproject(geom: Any, src_crs: Any, dst_crs: Any, path: Path, where: str) -> Any:
+    """A shapely geometry from ``src_crs`` into ``dst_crs`` (rasterio CRSs), valid afterwards.
+
+    Edges are straight lines in the file's CRS (RFC 7946), so polygons are densified before reprojection to
+    stay where they were drawn; an invalid ring (self-crossing) is repaired with ``shapely.make_valid``.
+    """
+    import shapely
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping, shape
+
+    if src_crs != dst_crs:
+        left, bottom, right, top = geom.bounds
+        if max(right - left, top - bottom) > 0:
+            geom = shapely.segmentize(geom, max(right - left, top - bottom) / 64)
         try:
-            geom = shape(geometry)
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError, shapely.errors.ShapelyError):
+            geom = shape(transform_geom(src_crs, dst_crs, mapping(geom)))
+        except Exception as exc:  # GDAL/PROJ raise their own error classes (CPLE_*)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise AnnotationError(
-                path, f"{where} has malformed coordinates", "check its rings of [x, y] pairs"
+                path, f"{where} cannot be put into the scene CRS ({reason})", "check the file's CRS and coordinates"
             ) from None
-        if geom.is_empty or not bool(np.isfinite(shapely.get_coordinates(geom)).all()):
-            raise AnnotationError(path, f"{where} has an empty or non-finite polygon", "check its coordinates")
-        if file_crs != dst_crs:
-            left, bottom, right, top = geom.bounds
-            if max(right - left, top - bottom) > 0:
-                geom = shapely.segmentize(geom, max(right - left, top - bottom) / 64)
-            try:
-                geom = shape(transform_geom(file_crs, dst_crs, mapping(geom)))
-            except Exception as exc:  # GDAL/PROJ raise their own error classes (CPLE_*)
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise AnnotationError(
-                    path, f"{where} cannot be put into the scene CRS ({reason})", "check the file's CRS and coordinates"
-                ) from None
-        if not geom.is_valid:
-            geom = shapely.make_valid(geom)
-        properties = feature.get("properties")
-        name = properties.get("name") if isinstance(properties, dict) else None
-        merged.setdefault(str(index) if name is None else str(name), []).append(geom)
-    return [(name, parts[0] if len(parts) == 1 else shapely.union_all(parts)) for name, parts in merged.items()]
+        if not bool(np.isfinite(shapely.get_coordinates(geom)).all()):
+            raise AnnotationError(
+                path, f"{where} cannot be put into the scene CRS (it lands outside the projection's domain)",
+                "check the file's CRS and coordinates",
+            )  # fmt: skip
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    return geom
 
 
-def _legacy_crs(data: dict[str, Any], path: Path) -> str:
+def geojson_crs(data: dict[str, Any], path: Path) -> str:
     """The file's CRS: the 2008-draft ``crs`` member's name, else WGS84 lon/lat (RFC 7946)."""
     member = data.get("crs")
     if member is None:

@@ -4,9 +4,11 @@ Zhou, Yang, Loy & Liu, "Conditional Prompt Learning for Vision-Language Models",
 A light meta-net ``Linear(D, D/16) → ReLU → Linear(D/16, W)`` maps the image feature x to a token π(x) that is
 added to every context vector, ``ctx_m(x) = ctx_m + π(x)``, so each image is scored against its own prompts
 (images × classes text forwards, batched). The paper's schedule: context initialised from a 4-word phrase
-(here "a satellite photo of a"), SGD lr 0.002, batch 1, 10 epochs; context and meta-net train, nothing else.
+(here "a satellite photo of a"), batch 1, 10 epochs, lr 0.002; context and meta-net train, nothing else.
 It is CoOp with ``conditional=true`` and these defaults (``coop`` shares the code), registered on its own so the
-few-shot protocol compares both. Difference from the paper: no image augmentation (cached features).
+few-shot protocol compares both. Differences from the paper: no image augmentation (cached features), and AdamW
+instead of SGD (on LoveDA windows with rsvlm-lite, 16 shots: 47.3 % against 39.3 % with ``optimizer=sgd``).
+Cost: every epoch encodes images × classes prompts, about a hundred times a CoOp epoch at 16 shots.
 """
 
 from __future__ import annotations

@@ -3,12 +3,16 @@
 Zanella & Ben Ayed, "Low-Rank Few-Shot Adaptation of Vision-Language Models" (CLIP-LoRA), CVPR Workshops 2024,
 applying Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022, through ``peft``. As
 CLIP-LoRA: rank 2, α 1, dropout 0.25 on the query/key/value projections of every block (``blocks`` limits it
-to the last ones; MiniLM's query/key/value for rsvlm-lite), AdamW lr 2e-4 with weight decay 0.01 and a cosine
-schedule, batch 32, 500 × shots iterations (``epochs=0``). Only the text tower is tuned here, so the image
-features stay the base model's (no images are needed and cached features are reused); ``lora-image`` tunes the
-image tower as well, which is CLIP-LoRA's own setting. Class prompts are averaged over the support set's
-templates (CLIP-LoRA uses one, ``template="a photo of a {}."`` reproduces that). Because the classifier is the
-tuned text tower, any class name can be scored (base-to-novel).
+to the last ones; MiniLM's query/key/value for rsvlm-lite), AdamW with weight decay 0.01 and a cosine schedule.
+Only the text tower is tuned here, so the image features stay the base model's (no images are needed and cached
+features are reused); ``lora-image`` tunes the image tower as well, which is CLIP-LoRA's own setting. Each step
+prompts every class with one template drawn from the support set's; scoring averages all of them (CLIP-LoRA
+uses one template, ``template="a photo of a {}."`` reproduces that). Because the classifier is the tuned text
+tower, any class name can be scored (base-to-novel).
+
+Difference from the paper, for CPUs: its 500 × shots iterations of batch 32 at lr 2e-4 (8,000 text-tower
+passes over all classes at 16 shots) become CoOp's epochs (``epochs=0``: 50/100/200 by shots) of batch 128 at
+lr 1e-3; on LoveDA windows with rsvlm-lite (16 shots, 200 steps) lr 2e-4 reached 29.0 %, lr 1e-3 50.0 %.
 """
 
 from __future__ import annotations

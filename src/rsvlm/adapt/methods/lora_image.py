@@ -7,8 +7,10 @@ The support images are embedded by the tuned tower at every step, so this method
 features), and scoring needs images embedded by the tuned model (``Fitted.image_model``, whose ``weights_id``
 is the base's plus a digest of the LoRA tensors). ResNet towers take LoRA on their pointwise convolutions and
 attention pooling; rsvlm-lite's EfficientNet on the pointwise convolutions of its MBConv blocks and head.
-Difference from the paper: no augmentation beyond the model's own preprocessing (random crops and flips are
-not applied).
+Differences from the paper, for CPUs: no augmentation (random crops and flips are not applied), and a much
+shorter schedule: every step embeds the support images with gradients, so ``epochs=0`` takes a tenth of CoOp's
+epochs (20 at 8–16 shots) of batch 128 at lr 1e-3. On LoveDA windows with rsvlm-lite (16 shots of 4 classes,
+one CPU thread) that is about a minute; 200 epochs took 11 minutes and raised accuracy from 35.7 % to 46.4 %.
 """
 
 from __future__ import annotations
