@@ -133,6 +133,9 @@ def test_shipped_manifests_have_the_documented_sizes() -> None:
         "rsvqa-hr-heldout.txt": 10 + 3,
         "neon.txt": 2,
         "golden-whurs19.txt": 440,
+        "loveda.txt": 3 + 3,  # tiles and masks
+        "sen1floods11.txt": 3,  # S1, S2, hand labels
+        "rsvqa-lr.txt": 50 + 3,  # images and the three JSON files
     }
     smoke = read_manifest(MANIFEST_DIR / "aid-smoke.txt")
     assert set(smoke) <= set(read_manifest(MANIFEST_DIR / "rsicd-test.txt"))  # held out of training
