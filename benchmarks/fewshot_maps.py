@@ -22,13 +22,16 @@ pixels, so the many maps of one scene do not re-encode the same tiles (same numb
     per class drawn from the pooled pixels of the two other tiles, the map of the third scored (pixel accuracy
     over cells, mIoU over the classes present in its truth). Zero-shot: the same class names as prompts.
 
-Seeds 1, 2, 3 (the point draws and the methods' own seeds); mean ± std over seeds. Usage:
+Seeds 1, 2, 3 (the point draws and the methods' own seeds); mean ± std over seeds. ``--placement uniform``: a point
+on any pixel of its class; ``majority``: only where the class also covers half the tile-sized window around it (a
+click in the middle of a tile-sized patch). Usage:
 
     python benchmarks/fewshot_maps.py [DATA_DIR] [--shots 5 20] [--methods prototype,tip-adapter-f,...]
-        [--out benchmarks/results/fewshot_maps.md] [--examples DIR]
+        [--placement uniform majority] [--out TABLES.md] [--examples DIR]
 
-DATA_DIR defaults to $RSVLM_SHARED_DATA or ../shared/data. ``--examples`` writes the seed-1, 20-point GeoJSON of
-each dataset there (the files committed beside the results).
+DATA_DIR defaults to $RSVLM_SHARED_DATA or ../shared/data. ``--out`` writes the tables alone (the narrative of
+``benchmarks/results/fewshot_maps.md`` is written by hand around them); ``--examples`` writes the seed-1 GeoJSON
+of the largest K there (``benchmarks/results/fewshot_maps_labels/``).
 """
 
 from __future__ import annotations

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     from rsvlm.models.protocols import ContrastiveModel
 
 DEFAULT_METHOD = "prototype"
-"""Fitted from labels unless the user picks another: training-free (nearest class mean of the labelled tiles), so
-it fits in milliseconds, and the best of the feature methods on the Sen1Floods11 chip (water IoU 0.47 from 20
-points per class against 0.21 zero-shot; Tip-Adapter-F 0.28, CLIP-Adapter 0.44; benchmarks/results/
-fewshot_maps.md). It ignores the class names, so where zero-shot is already good (LoveDA farmland) it can do
-worse: the report shows both maps."""
+"""Fitted from labels unless the user picks another: training-free (the nearest class mean of the labelled tiles),
+so it fits in milliseconds, and the best feature method on the Sen1Floods11 chip (water IoU 0.47 from 20 points
+per class against 0.21 zero-shot; CLIP-Adapter 0.44, Tip-Adapter-F 0.28; benchmarks/results/fewshot_maps.md).
+It ignores the class names, so where zero-shot is already good (the LoveDA tiles) it can do worse; the demo
+report shows both maps."""
 
 
 @dataclass(frozen=True)
