@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from rsvlm.adapt.method import F32, I64, ClassSet, Pixels
+from rsvlm.adapt.method import I64, ClassSet, Pixels
 from rsvlm.errors import RsvlmError
 
 if TYPE_CHECKING:
@@ -68,7 +68,3 @@ def pixel_loader(model: ContrastiveModel, items: Sequence[object], load: Callabl
         return torch.stack([model.preprocess(load(items[int(i)])) for i in indexes])
 
     return pixels
-
-
-def subset(features: F32, labels: I64, keep: npt.NDArray[np.int64]) -> tuple[F32, I64]:
-    return features[keep], labels[keep]

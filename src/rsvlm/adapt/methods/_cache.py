@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rsvlm.adapt.method import F32, ClassSet, check_same_classes, zero_shot_logits
+from rsvlm.adapt.method import F32, ClassSet, Options, Support, check_same_classes, zero_shot_logits
 
 if TYPE_CHECKING:
     from rsvlm.models.protocols import ContrastiveModel
@@ -66,6 +66,14 @@ def restore_cache(name: str, state: Mapping[str, npt.NDArray[Any]], trained: lis
     alpha, beta = (float(v) for v in np.asarray(state["alpha_beta"]).ravel()[:2])
     keys, values = np.asarray(state["keys"], np.float32), np.asarray(state["values"], np.float32)
     return CacheModel(name, keys, values, alpha, beta, trained, scale)
+
+
+def chosen_alpha_beta(support: Support, options: Options) -> tuple[float, float]:
+    """The options' (α, β), or with ``search`` and two or more shots the leave-one-out best of the grid."""
+    alpha, beta = float(options["alpha"]), float(options["beta"])
+    if options["search"] and support.shots >= 2:
+        return search_alpha_beta(support.features, support.labels, support.classes, support.logit_scale, (alpha, beta))
+    return alpha, beta
 
 
 def search_alpha_beta(

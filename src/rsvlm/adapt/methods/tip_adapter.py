@@ -16,15 +16,11 @@ from typing import Any
 import numpy.typing as npt
 
 from rsvlm.adapt.method import Base, Method, Options, Support
-from rsvlm.adapt.methods._cache import CacheModel, one_hot, restore_cache, search_alpha_beta
+from rsvlm.adapt.methods._cache import CacheModel, chosen_alpha_beta, one_hot, restore_cache
 
 
 def fit(support: Support, options: Options, seed: int) -> CacheModel:
-    alpha, beta = float(options["alpha"]), float(options["beta"])
-    if options["search"] and support.shots >= 2:
-        alpha, beta = search_alpha_beta(
-            support.features, support.labels, support.classes, support.logit_scale, (alpha, beta)
-        )
+    alpha, beta = chosen_alpha_beta(support, options)
     values = one_hot(support.labels, len(support.classes.names))
     return CacheModel(
         METHOD.name, support.features.copy(), values, alpha, beta, list(support.classes.names), support.logit_scale

@@ -17,18 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from rsvlm.adapt.method import Base, Method, Options, Support, torch_seed
-from rsvlm.adapt.methods._cache import CacheModel, one_hot, restore_cache, search_alpha_beta
+from rsvlm.adapt.methods._cache import CacheModel, chosen_alpha_beta, one_hot, restore_cache
 
 
 def fit(support: Support, options: Options, seed: int) -> CacheModel:
     import torch
 
     generator = torch_seed(seed)
-    alpha, beta = float(options["alpha"]), float(options["beta"])
-    if options["search"] and support.shots >= 2:
-        alpha, beta = search_alpha_beta(
-            support.features, support.labels, support.classes, support.logit_scale, (alpha, beta)
-        )
+    alpha, beta = chosen_alpha_beta(support, options)
     n_classes = len(support.classes.names)
     scale = support.logit_scale
     feats = torch.from_numpy(support.features)
