@@ -63,27 +63,36 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    """Write through a unique temporary file in the same folder, then rename: readers see all or nothing.
-
-    On failure (disk full, read-only folder) the temporary file is removed and a one-line error raised.
-    """
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that needs a file name (parquet, FAISS); renamed onto ``path``
+    when the block ends without error, removed otherwise: readers see all or nothing. OS failures are one line."""
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    tmp: str | None = None
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; results and caches are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        Path(tmp).replace(path)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        yield tmp
+        tmp.chmod(_file_mode())  # mkstemp makes 0600; results and caches are meant to be shared
+        tmp.replace(path)
         tmp = None
     except OSError as exc:
         raise write_error(path, exc) from None
     finally:
         if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write through a unique temporary file in the same folder, then rename: readers see all or nothing.
+
+    On failure (disk full, read-only folder) the temporary file is removed and a one-line error raised.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
 
 
 def atomic_write_json(path: str | Path, value: Any, **dumps: Any) -> None:

@@ -1,0 +1,1 @@
+"""Archive search: image embeddings of files, datasets and whole scenes in a FAISS index with GeoParquet metadata."""
