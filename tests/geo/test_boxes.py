@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-import shapely  # type: ignore[import-untyped]
+import shapely
 from rasterio.transform import Affine
 from rasterio.warp import transform as warp_transform
-from shapely.geometry import shape  # type: ignore[import-untyped]
+from shapely.geometry import shape
 
 from rsvlm.data.raster import Window, inspect_raster, read_image
 from rsvlm.data.sample import Affine6, RasterImage

@@ -11,7 +11,7 @@ from typing import Annotated, TextIO
 import typer
 
 from rsvlm import __version__
-from rsvlm.cli import adapt, bench, chat, classify, data, demo, eval, index, models, search, train
+from rsvlm.cli import adapt, bench, chat, classify, data, demo, eval, index, models, search, serve, train
 from rsvlm.errors import RsvlmError, RsvlmWarning
 from rsvlm.fileio import os_problem
 
@@ -29,6 +29,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(adapt.app, name="adapt")
 app.add_typer(index.app, name="index")
 app.command("search")(search.search)
+app.command("serve")(serve.serve)
 app.command("classify")(classify.classify)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)

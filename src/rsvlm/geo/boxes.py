@@ -233,7 +233,7 @@ def _greedy_keep(
     keep = np.ones(n, dtype=bool)
     if n < 2:
         return keep
-    import shapely  # type: ignore[import-untyped]
+    import shapely
 
     tree = shapely.STRtree(shapely.box(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]))
     # Without a predicate the tree returns pairs whose envelopes meet, which for boxes is exact.

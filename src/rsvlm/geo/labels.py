@@ -231,7 +231,7 @@ def _read_geometries(path: Path, features: list[Any], prop: str, file_crs: Any) 
 
 def _check_degrees(path: Path, geom: Any, index: int) -> None:
     """Projected metres read as lon/lat degrees (a file in UTM without a CRS member) fail here, clearly."""
-    import shapely  # type: ignore[import-untyped]
+    import shapely
 
     xy = shapely.get_coordinates(geom)
     if (np.abs(xy[:, 0]) > 360).any() or (np.abs(xy[:, 1]) > 90).any():

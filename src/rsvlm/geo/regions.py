@@ -37,7 +37,7 @@ def count_boxes(
     if transform is None:
         raise RsvlmError("counting per region needs the scene's affine transform: pass transform=(a, b, c, d, e, f)")
     a, b, c, d, e, f = check_transform(transform)
-    import shapely  # type: ignore[import-untyped]
+    import shapely
 
     centres = scene_boxes.centres()
     xs, ys = a * centres[:, 0] + b * centres[:, 1] + c, d * centres[:, 0] + e * centres[:, 1] + f
@@ -118,7 +118,7 @@ def read_features(path: Path, what: str, fix: str) -> tuple[dict[str, Any], list
 def feature_shape(geometry: dict[str, Any], path: Path, where: str) -> Any:
     """A GeoJSON geometry as a shapely one, refusing malformed, empty or non-finite coordinates."""
     import shapely
-    from shapely.geometry import shape  # type: ignore[import-untyped]
+    from shapely.geometry import shape
 
     try:
         geom = shape(geometry)

@@ -199,10 +199,9 @@ class Archive:
             for rank, (score, id_) in enumerate(zip(scores[0], ids[0], strict=True), start=1):
                 if id_ >= 0:
                     hits.append(self._hit(int(id_), rank, float(score)))
-        from rsvlm.index import vectors as vector_module
+        from rsvlm.index.vectors import EXACT_FILTER_MAX, FLAT
 
-        cut = int(getattr(vector_module, "EXACT_FILTER_MAX", 0))
-        exact = index.kind == "flat" or (allowed is not None and len(allowed) <= cut)
+        exact = index.kind == FLAT or (allowed is not None and len(allowed) <= EXACT_FILTER_MAX)
         took = (time.perf_counter() - start) * 1000
         return SearchResult(hits, took, exact, candidates, query.describe())
 
