@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def model_cache_key(model: ContrastiveModel) -> str:
@@ -115,19 +116,34 @@ def embed_cached(
     def prepare(batch: list[tuple[int, str]]) -> torch.Tensor:
         return torch.stack([model.preprocess(load(items[i])) for i, _ in batch])
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
-        for batch, pixels in zip(batches, pool.map(prepare, batches), strict=True):
-            vectors = model.encode_images(pixels).cpu().numpy()
-            check_finite_embeddings(model, vectors, [items[i] for i, _ in batch])
-            for (i, key), vector in zip(batch, vectors, strict=True):
-                out[i] = vector
-                if cache is not None:
-                    cache.put(key, vector)
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(items))
+    batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
+    for batch, pixels in zip(batches, prefetched(prepare, batches), strict=True):
+        vectors = model.encode_images(pixels).cpu().numpy()
+        check_finite_embeddings(model, vectors, [items[i] for i, _ in batch])
+        for (i, key), vector in zip(batch, vectors, strict=True):
+            out[i] = vector
+            if cache is not None:
+                cache.put(key, vector)
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(items))
     return out
+
+
+def prefetched(fn: Callable[[T], R], items: Sequence[T], ahead: int = 2) -> Iterator[R]:
+    """``fn(item)`` for each item in order, computed by two threads at most ``ahead`` items in front of the consumer:
+    reading and preprocessing overlap the model's forward pass, and memory holds ``ahead`` prepared batches, not
+    all of them (``ThreadPoolExecutor.map`` would submit every item at once)."""
+    from collections import deque
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def check_finite_embeddings(model: ContrastiveModel, vectors: npt.NDArray[np.float32], items: Sequence[object]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +76,7 @@ class ChunkEmbedder:
         """The entries that had data, their embeddings in the same order, and how many were left out."""
         import torch
 
-        from rsvlm.pipeline import check_finite_embeddings
+        from rsvlm.pipeline import check_finite_embeddings, prefetched
 
         loader, entries = chunk
         spans = [range(s, min(s + self.batch_size, len(entries))) for s in range(0, len(entries), self.batch_size)]
@@ -93,14 +92,13 @@ class ChunkEmbedder:
 
         kept_all: list[int] = []
         parts: list[npt.NDArray[np.float32]] = []
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for kept, pixels in pool.map(prepare, spans):
-                if pixels is None:
-                    continue
-                vectors = self.model.encode_images(pixels).cpu().numpy().astype(np.float32)
-                check_finite_embeddings(self.model, vectors, [entries[i].key for i in kept])
-                kept_all.extend(kept)
-                parts.append(vectors)
+        for kept, pixels in prefetched(prepare, spans):
+            if pixels is None:
+                continue
+            vectors = self.model.encode_images(pixels).cpu().numpy().astype(np.float32)
+            check_finite_embeddings(self.model, vectors, [entries[i].key for i in kept])
+            kept_all.extend(kept)
+            parts.append(vectors)
         dim = int(self.model.embed_dim)
         vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         return [entries[i] for i in kept_all], vectors, len(entries) - len(kept_all)
