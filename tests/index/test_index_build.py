@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,8 @@ SAMPLES = ("beach", "farmland", "parking_lot", "port", "residential", "trees", "
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for name in SAMPLES:
-        shutil.copy(samples.path(name), folder / f"{name}.jpg")
-    return folder
+def photos(photo_folder: Callable[[tuple[str, ...]], Path]) -> Path:
+    return photo_folder(SAMPLES)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ rsvlm-lite, and rsvlm-lite with a few-shot adapter; an index is never queried wi
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,8 @@ def _one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for name in PHOTOS:
-        shutil.copy(samples.path(name), folder / f"{name}.jpg")
-    return folder
+def photos(photo_folder: Callable[[tuple[str, ...]], Path]) -> Path:
+    return photo_folder(PHOTOS)
 
 
 @pytest.fixture(scope="module")

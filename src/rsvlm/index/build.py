@@ -184,10 +184,8 @@ def build_index(
         report.embed_seconds = time.perf_counter() - embed_start
         sources = sorted({*store.manifest.get("sources", []), *(str(p) for p in paths)})
         store.save_manifest(scenes=scenes, sources=sources)
-        report.vectors = sync_vectors(store, model)
-        store.write_metadata()
+        report.vectors = finish(store, model)
         report.count = int(report.vectors.get("count", 0))
-        store.save_manifest(count=report.count, vectors=report.vectors)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -200,6 +198,15 @@ def _save_overview(out: Path, batch: Batch) -> dict[str, Any]:
     name = f"{digest_text(info.path, 16)}.png"
     atomic_write(out / OVERVIEWS / name, png_bytes(np.ascontiguousarray(info.overview)))
     return {"width": info.width, "height": info.height, "crs": info.crs, "bounds": info.bounds, "overview": name}
+
+
+def finish(store: IndexStore, model: ContrastiveModel | None) -> dict[str, Any]:
+    """After entries came or went: vectors brought up to date, ``metadata.parquet`` rewritten, counts in the
+    manifest (written last, so a reader sees the old state or the new one). Returns the vectors' state."""
+    state = sync_vectors(store, model)
+    store.write_metadata()
+    store.save_manifest(count=int(state["count"]), vectors=state)
+    return state
 
 
 def vector_state(store: IndexStore) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def import_geoparquet(
     Resumable: keys the index holds are skipped, so a cut import rerun finishes the job and a repeated one adds
     nothing. ``embed_seconds`` in the report is the time spent reading the file and writing parts (no model runs).
     """
-    from rsvlm.index.build import PART_ROWS, BuildReport, sync_vectors
+    from rsvlm.index.build import PART_ROWS, BuildReport, finish
 
     start = time.perf_counter()
     file, index = Path(file), Path(index)
@@ -228,10 +228,8 @@ def import_geoparquet(
         imports[file.name] = {"file": str(file.resolve()), "rows": rows, "dim": dim, "columns": layout.describe()}
         sources = sorted({*store.manifest.get("sources", []), str(file)})
         store.save_manifest(sources=sources, imports=imports)
-        report.vectors = sync_vectors(store, tuner)
-        store.write_metadata()
+        report.vectors = finish(store, tuner)
         report.count = int(report.vectors.get("count", 0))
-        store.save_manifest(count=report.count, vectors=report.vectors)
     report.seconds = time.perf_counter() - start
     return report
 

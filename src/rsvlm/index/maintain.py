@@ -14,7 +14,7 @@ from rsvlm.index.store import IndexStore
 def remove_paths(index: str | Path, paths: list[Path]) -> tuple[int, int]:
     """Tombstone every entry whose file is one of ``paths`` or lies under one of them, or that was added under one
     of them as a source; then update the vectors and the metadata file. Returns (removed, remaining)."""
-    from rsvlm.index.build import sync_vectors
+    from rsvlm.index.build import finish
 
     with run_lock(index, "index"):
         store = IndexStore.open(index)
@@ -41,9 +41,7 @@ def remove_paths(index: str | Path, paths: list[Path]) -> tuple[int, int]:
             sources=[s for s in store.manifest.get("sources", []) if s not in gone],
             scenes={k: v for k, v in store.manifest.get("scenes", {}).items() if not _under(k, paths)},
         )
-        state = sync_vectors(store, None)
-        store.write_metadata()
-        store.save_manifest(count=int(state["count"]), vectors=state)
+        state = finish(store, None)
     return removed, int(state["count"])
 
 
