@@ -243,7 +243,10 @@ class Archive:
         hit = self.item(id_)
         if hit.kind == "external":
             raise RsvlmError(f"item {id_} was imported as an embedding: rsvlm has no pixels for it")
-        rgb = self._tile_rgb(hit) if hit.kind == "tile" and hit.window is not None else _rgb8(_read(Path(hit.path)))
+        if hit.kind == "tile" and hit.window is not None:
+            rgb = self._tile_rgb(hit)
+        else:  # a whole file, or a dataset record that is a window of one (LoveDA patches, flood chips)
+            rgb = _rgb8(_read(Path(hit.path), hit.window))
         return png_bytes(_shrink(rgb, max_side))
 
     def _tile_rgb(self, hit: Hit) -> npt.NDArray[np.uint8]:
@@ -315,10 +318,10 @@ def _embed_image(model: ContrastiveModel, image: Path | RasterImage | None) -> n
     return vectors.astype(np.float32)
 
 
-def _read(path: Path) -> RasterImage:
-    from rsvlm.data.raster import read_image
+def _read(path: Path, window: tuple[int, int, int, int] | None = None) -> RasterImage:
+    from rsvlm.data.raster import Window, read_image
 
-    return read_image(path)
+    return read_image(path, window=Window(*window) if window is not None else None)
 
 
 def _rgb8(image: RasterImage) -> npt.NDArray[np.uint8]:

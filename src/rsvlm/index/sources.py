@@ -213,6 +213,7 @@ def dataset_batches(path: Path, source: str, options: SourceOptions, batch: int)
                 path=str(Path(r.image_path).resolve()) if r.image_path is not None else "",
                 kind="record",
                 source=source,
+                window=Window(*r.meta["window"]) if "window" in r.meta else None,
                 label=r.label,
             )
             for r in chunk
