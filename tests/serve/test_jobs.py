@@ -58,7 +58,8 @@ def test_a_real_scene_job_runs_to_done_with_progress_and_cogs(
             if record["status"] in ("done", "failed"):
                 break
             start = time.perf_counter()
-            assert client.get("/api/health").json()["jobs"]["running"] == 1
+            jobs = client.get("/api/health").json()["jobs"]  # the job may start or end between the two calls
+            assert jobs["running"] <= 1 and jobs["running"] + jobs["queued"] <= 1
             health_seconds.append(time.perf_counter() - start)
             time.sleep(0.2)
         assert record["status"] == "done", record["error"]
