@@ -219,7 +219,15 @@ def test_a_file_under_a_root_is_mapped(server: Server, roots: Path) -> None:
 def test_every_response_carries_the_hardening_headers(server: Server) -> None:
     with server.client() as client:
         refused = client.get("/api/health", headers={"Origin": "http://evil.example"})
-        for response in (client.get("/api/health"), client.get("/api/nope"), client.get("/openapi.json"), refused):
+        page = client.get("/")
+        for response in (
+            client.get("/api/health"),
+            client.get("/api/nope"),
+            client.get("/openapi.json"),
+            refused,
+            page,
+        ):
+            assert "default-src 'self'" in response.headers["content-security-policy"]  # the browser loads ours only
             assert response.headers["x-content-type-options"] == "nosniff"
             assert response.headers["x-frame-options"] == "DENY"
             assert response.headers["referrer-policy"] == "no-referrer"
