@@ -169,7 +169,7 @@ def mb(n: int) -> str:
 
 
 def recall_split(found: Array, truth: Array, n_text: int) -> str:
-    from rsvlm.index.vectors import recall_at
+    from rsvlm.index.tuning import recall_at
 
     return f"{recall_at(found[:n_text], truth[:n_text]):.3f} / {recall_at(found[n_text:], truth[n_text:]):.3f}"
 
@@ -412,7 +412,7 @@ def concurrent_qps(index: Any, queries: Array, workers: int) -> float:
 def filter_rows(index: Any, queries: Array, n: int) -> None:
     """Filtered search (random allowed subsets): exact by copying vectors out, exact by a selector over every list,
     and approximate by a selector with nprobe scaled up by how much the filter removes."""
-    from rsvlm.index.vectors import recall_at
+    from rsvlm.index.tuning import recall_at
 
     say(f"\n## Filters (`allowed`), {len(queries)} text queries, random subsets of the {n:,} ids\n")
     say(

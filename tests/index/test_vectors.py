@@ -12,7 +12,8 @@ import pytest
 
 from rsvlm.errors import DataError, RsvlmError
 from rsvlm.index import vectors as vx
-from rsvlm.index.vectors import TARGET_RECALL, TuningReport, VectorIndex, recall_at
+from rsvlm.index.tuning import recall_at
+from rsvlm.index.vectors import TARGET_RECALL, TuningReport, VectorIndex
 
 DIM = 32
 Data = tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -36,6 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from rsvlm.errors import DataError, RsvlmError
+from rsvlm.index.tuning import K as _K
+from rsvlm.index.tuning import tune_nprobe
 from rsvlm.index.vector_file import REBUILD, read_faiss, write_faiss
 
 Ids = npt.NDArray[np.int64]
@@ -55,12 +57,10 @@ EXACT_FILTER_MAX = 50_000
 TUNING_QUERIES = 500
 """Tuning queries drawn from the stored vectors when the caller gives none."""
 
-_K = 10
 _LISTS_PER_SQRT = 1  # nlist ≈ √N (a power of two): 1,024 lists at 1M vectors
 _TRAIN_PER_LIST = 64  # k-means points per list; FAISS asks for at least 39
 _KMEANS_ITER = 10
 _MIN_APPROX = 2_000
-_SELF = 1 - 1e-5  # a tuning query scoring this against a stored vector is that vector
 _NORM_TOLERANCE = 1e-3
 _PARALLEL_MIN = 8  # queries in one call before FAISS gets more than one thread
 _BITMAP_MAX_ID = 2**27  # ids below this filter through a bitmap (≤ 16 MiB); others through a hash set
@@ -111,22 +111,6 @@ def nlist_for(count: int) -> int:
     while nlist > 1 and nlist * _TRAIN_PER_LIST > count:
         nlist //= 2
     return nlist
-
-
-def recall_at(approx: Ids, exact: Ids) -> float:
-    """Mean share of each query's exact top ids (-1 padding ignored) that the approximate search returned."""
-    valid = (exact >= 0).any(axis=1)
-    return float(_per_query_recall(approx, exact)[valid].mean()) if valid.any() else 1.0
-
-
-def _per_query_recall(approx: Ids, exact: Ids) -> npt.NDArray[np.float64]:
-    """Recall of each query (1 for a query without exact results)."""
-    valid = exact >= 0
-    hits = ((approx[:, :, None] == exact[:, None, :]) & valid[:, None, :]).any(axis=1)
-    per_query: npt.NDArray[np.float64] = np.where(
-        valid.any(axis=1), hits.sum(axis=1) / np.maximum(valid.sum(axis=1), 1), 1.0
-    )
-    return per_query
 
 
 class VectorIndex:
@@ -233,53 +217,24 @@ class VectorIndex:
         return np.asarray(heap.D, np.float32), np.asarray(heap.I, np.int64)
 
     def _tune(self, queries: Vectors, exact: tuple[Vectors, Ids], target: float, trained: int) -> TuningReport:
-        """The smallest ``nprobe`` whose recall reaches ``target``: doubling, then bisection (recall rises with it).
-
-        Strict in two ways, because the value must hold for queries it never saw: queries that are stored vectors
-        and the others (text) must each reach it, text being across the modality gap (tuned on their average,
-        unseen captions got 0.907-0.933 at 100k vectors); and by the one-sided 95 % lower bound of the mean
-        recall, not the mean. A stored-vector query is left out of its own results (leave-one-out), as a fresh
-        image would be; noisy copies of stored vectors, tried first, under-tuned (0.947 on fresh queries).
-        """
+        """Set ``nprobe`` to the smallest value that reaches ``target`` (``rsvlm.index.tuning``) and report it."""
         start = time.perf_counter()
-        stored = exact[0][:, 0] >= _SELF
-        truth = _without(exact[1], exact[1][:, 0], stored)
-        groups = {name: mask for name, mask in (("stored", stored), ("other", ~stored)) if mask.any()}
         nlist = int(self.index.nlist)
-        measured: dict[int, dict[str, tuple[float, float]]] = {}
 
-        def recall(nprobe: int) -> dict[str, tuple[float, float]]:
-            """Mean and 95 % lower bound of the recall of each group of queries."""
-            if nprobe not in measured:
-                found = _without(self._search_index(queries, _K + 1, nprobe=nprobe)[1], exact[1][:, 0], stored)
-                per_query = _per_query_recall(found, truth)
-                measured[nprobe] = {
-                    name: (float(r.mean()), float(r.mean() - 1.645 * r.std(ddof=min(1, len(r) - 1)) / len(r) ** 0.5))
-                    for name, mask in groups.items()
-                    for r in [per_query[mask]]
-                }
-            return measured[nprobe]
+        def search(queries: Vectors, nprobe: int) -> Ids:
+            return self._search_index(queries, _K + 1, nprobe=nprobe)[1]
 
-        def reaches(nprobe: int) -> bool:
-            return all(bound >= target for _, bound in recall(nprobe).values())
-
-        high = 1
-        while high < nlist and not reaches(high):
-            high = min(2 * high, nlist)
-        low = high // 2  # fails, or 0
-        while high - low > 1:
-            mid = (low + high) // 2
-            low, high = (low, mid) if reaches(mid) else (mid, high)
-        self.index.nprobe = high
+        nprobe, stats = tune_nprobe(search, queries, exact, nlist, target)
+        self.index.nprobe = nprobe
         params: dict[str, int | float | str] = {
-            "nlist": nlist, "nprobe": high, "train_vectors": trained, "kmeans_iterations": _KMEANS_ITER,
+            "nlist": nlist, "nprobe": nprobe, "train_vectors": trained, "kmeans_iterations": _KMEANS_ITER,
             "vectors_at_build": len(self), "target_recall": target,
         }  # fmt: skip
-        for name, (mean, bound) in recall(high).items():
+        for name, (mean, bound, count) in stats.items():
             params[f"recall_{name}_queries"] = round(mean, 4)
             params[f"recall_{name}_lower_95"] = round(bound, 4)
-            params[f"{name}_queries"] = int(groups[name].sum())
-        worst = min(mean for mean, _ in recall(high).values())
+            params[f"{name}_queries"] = count
+        worst = min(mean for mean, _, _ in stats.values())
         return TuningReport(APPROX_KIND, params, worst, len(queries), time.perf_counter() - start)
 
     def _check_batch(self, ids: Any, vectors: Any) -> tuple[Ids, Vectors]:
@@ -433,13 +388,6 @@ def _as_queries(queries: Any, dim: int, what: str) -> Vectors:
     if not np.isfinite(array).all():
         raise RsvlmError(f"{what} hold NaN or infinite values (check the model's weights and the input)")
     return array
-
-
-def _without(ids: Ids, own: Ids, drop: npt.NDArray[np.bool_]) -> Ids:
-    """The first k of each row of (Q, k+1) ids once that row's ``own`` id is dropped (rows where ``drop``)."""
-    keep = ~(drop[:, None] & (ids == own[:, None]))
-    order = np.argsort(~keep, axis=1, kind="stable")
-    return np.take_along_axis(ids, order, axis=1)[:, :_K]
 
 
 def _rows_at(chunks: Chunks, positions: Ids, count: int, dim: int) -> Vectors:
