@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,17 @@ import pytest
 from rsvlm import samples
 from rsvlm.serve.app import WEB
 from tests.serve.conftest import TOKEN, Server, start_server
+
+
+def until(page: Any, check: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
+    """Poll ``check`` from Python until it is true. Playwright's ``wait_for_function`` polls by evaluating a string
+    inside the page, which the server's content security policy (no eval) rightly refuses."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        page.wait_for_timeout(50)
+
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -79,7 +91,7 @@ def open_page(browser: Any, base: str, path: str = "/") -> Browsing:
     page.on("pageerror", lambda exc: browsing.console.append(_PageError(str(exc))))
     page.on("request", lambda request: browsing.requests.append(request.url))
     page.goto(base + path)
-    page.wait_for_function("document.querySelector('[data-testid=health]').textContent.includes('model')")
+    until(page, lambda: "model" in page.get_by_test_id("health").inner_text(), "the health line")
     return browsing
 
 
@@ -140,7 +152,7 @@ def _caption_and_ask_show_the_503(page: Any, base: str) -> None:
             page.get_by_test_id(button).click()
         assert answer.value.status == 503
         expected = answer.value.json()["error"]["message"]
-        page.wait_for_function("document.querySelector('[data-testid=message]').dataset.kind === 'error'")
+        until(page, lambda: page.get_by_test_id("message").get_attribute("data-kind") == "error", "the error")
         shown = page.get_by_test_id("message-text").inner_text()
         assert expected in shown and "HTTP 503" in shown, shown
         page.get_by_test_id("message-close").click()
@@ -155,13 +167,13 @@ def _search_by_image_then_use_a_hit(page: Any, base: str) -> None:
         page.get_by_test_id("search-image").click()
     hits = answer.value.json()["hits"]
     assert len(hits) == K
-    page.wait_for_function(
-        "ids => [...document.querySelectorAll('[data-testid=hit]')].map(c => +c.dataset.id).join() === ids.join()",
-        arg=[h["id"] for h in hits],
+    ids = [h["id"] for h in hits]
+    until(
+        page, lambda: page.eval_on_selector_all("[data-testid=hit]", "cs => cs.map(c => +c.dataset.id)") == ids, "hits"
     )
     _check_footprints(page, hits)
     page.get_by_test_id("hit-use").first.click()
-    page.wait_for_function("document.querySelector('[data-testid=image-name]').textContent.includes('search hit')")
+    until(page, lambda: "search hit" in page.get_by_test_id("image-name").inner_text(), "the hit as image")
     assert f"search hit {hits[0]['id']}" in page.get_by_test_id("image-name").inner_text()
     assert page.get_by_test_id("image-preview").evaluate("img => img.naturalWidth") > 0
 
@@ -186,14 +198,13 @@ def _search_by_text(page: Any, base: str) -> None:
     with page.expect_response(lambda r: r.url == f"{base}/api/search") as answer:
         page.get_by_test_id("search").click()
     hits = answer.value.json()["hits"]
-    page.wait_for_function("document.querySelector('[data-testid=search-summary]').textContent.includes('beach')")
+    until(page, lambda: "beach" in page.get_by_test_id("search-summary").inner_text(), "the search summary")
     cards = page.get_by_test_id("hit")
     assert cards.count() == K == len(hits)
     assert [int(cards.nth(i).get_attribute("data-id")) for i in range(K)] == [h["id"] for h in hits]
     assert Path(hits[0]["path"]).name == "beach.jpg" and "beach.jpg" in cards.first.inner_text()
-    page.wait_for_function(
-        "[...document.querySelectorAll('[data-testid=hit-thumbnail]')].every(i => i.complete && i.naturalWidth > 0)"
-    )
+    loaded = "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"
+    until(page, lambda: page.eval_on_selector_all("[data-testid=hit-thumbnail]", loaded), "the thumbnails")
     _check_footprints(page, hits)
 
 
@@ -224,7 +235,7 @@ def _check_footprints(page: Any, hits: list[dict[str, Any]]) -> None:
     """One footprint per hit with a place; a scene tile's rectangle is its pixel window on the scene overview."""
     placed = [i for i, h in enumerate(hits) if h.get("geometry")]
     assert placed, "the test expects some scene tiles among the hits"
-    page.wait_for_function("n => document.querySelectorAll('[data-testid=footprint]').length === n", arg=len(placed))
+    until(page, lambda: page.get_by_test_id("footprint").count() == len(placed), "the footprints")
     drawn = page.eval_on_selector_all(
         "[data-testid=footprint]",
         "els => els.map(e => [+e.dataset.hit, e.tagName, ['x','y','width','height'].map(a => +e.getAttribute(a))])",
@@ -233,7 +244,7 @@ def _check_footprints(page: Any, hits: list[dict[str, Any]]) -> None:
     for i, tag, box in drawn:
         assert tag == "rect" and box == hits[i]["window"], (i, tag, box, hits[i]["window"])
     overview = page.get_by_test_id("scene-overview").first.locator("img")
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=overview.element_handle())
+    until(page, lambda: overview.evaluate("img => img.complete && img.naturalWidth > 0"), "the scene overview")
     unplaced = len(hits) - len(placed)
     if unplaced:
         assert f"{unplaced} hit" in page.get_by_test_id("no-footprint").inner_text()
