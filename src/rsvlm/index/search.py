@@ -158,13 +158,3 @@ class SearchResult:
             props["window"] = ",".join(map(str, hit.window)) if hit.window else None
             features.append({"type": "Feature", "geometry": hit.geometry, "properties": props})
         return {"type": "FeatureCollection", "features": features}
-
-
-def __getattr__(name: str) -> Any:
-    """``Archive``, ``open_archive`` and ``load_index_model`` live in ``rsvlm.index.archive`` (which imports this
-    module); they are reachable from here too, where the query types are."""
-    if name in ("Archive", "open_archive", "load_index_model"):
-        from rsvlm.index import archive
-
-        return getattr(archive, name)
-    raise AttributeError(name)

@@ -111,7 +111,7 @@ class Resources:
         self._texts_lock = threading.Lock()
         self.model: Model | None = None
         self.archive: Any | None = None
-        """The opened ``rsvlm.index.search.Archive`` when the server has an index."""
+        """The opened ``rsvlm.index.archive.Archive`` when the server has an index."""
         self.index_model: ContrastiveModel | None = None
         """The model the index was built with (its adapter applied for images), behind the same lock."""
 
@@ -120,7 +120,7 @@ class Resources:
         from rsvlm.api import Model, load_model
 
         if self.config.index is not None:
-            from rsvlm.index.search import load_index_model, open_archive
+            from rsvlm.index.archive import load_index_model, open_archive
 
             self.archive = open_archive(self.config.index)
             self.index_model = LockedModel(
